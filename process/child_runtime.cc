@@ -1,0 +1,269 @@
+#include "process/child_runtime.h"
+
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <array>
+#include <deque>
+#include <map>
+#include <memory>
+#include <stdexcept>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <glog/logging.h>
+
+#include "absl/strings/str_cat.h"
+#include "process/channel.h"
+#include "process/exit_codes.h"
+#include "process/fork_setup.h"
+#include "process/process.h"
+#include "process/process_title.h"
+#include "process/signal_reader.h"
+#include "process/unit_loader.h"
+
+namespace sprocket {
+
+namespace asio = boost::asio;
+
+class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
+ public:
+  ChildRuntime(const ProcessConfig& config, int index, UniqueFd channel)
+      : config_(config), index_(index), channel_fd_(std::move(channel)) {}
+
+  int Main();
+
+  // internal::ProcessContext
+  const std::string& Name() const override { return config_.name; }
+  int Index() const override { return index_; }
+  const nlohmann::json& Arg() const override { return config_.arg; }
+  asio::io_context& EventLoop() override { return io_; }
+  TimerId AddTimer(std::chrono::milliseconds period, bool repeat,
+                   std::function<void()> fn) override;
+  bool ClearTimer(TimerId id) override;
+
+  // sprocket::ProcessPipe
+  std::optional<std::string> Read() override;
+
+ private:
+  struct Timer {
+    explicit Timer(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    std::chrono::milliseconds period;
+    bool repeat;
+    std::shared_ptr<std::function<void()>> fn;
+  };
+
+  bool OpenSignalFd();
+  void OnSignal(int sig);
+  void ReadChannel();
+  void OnChannelBytes(std::size_t n);
+  void OnTimer(TimerId id);
+  void ArmTimer(TimerId id, Timer& timer);
+  void Stop(const char* why);
+  void Guard(const std::function<void()>& fn);
+
+  const ProcessConfig& config_;
+  const int index_;
+  UniqueFd channel_fd_;
+  asio::io_context io_;
+  std::unique_ptr<SignalReader> signals_;
+  std::optional<asio::posix::stream_descriptor> channel_;
+  std::array<char, 64 * 1024> read_buffer_{};
+  FrameDecoder decoder_;
+  std::deque<std::string> inbox_;
+  std::map<TimerId, std::unique_ptr<Timer>> timers_;
+  TimerId next_timer_ = 1;
+  Process* process_ = nullptr;
+  bool stopping_ = false;
+};
+
+int ChildRuntime::Main() {
+  if (!OpenSignalFd()) {
+    return kExitChildSetup;
+  }
+  absl::StatusOr<UnitObject<Process>> object =
+      LoadUnitObject<Process>(config_.unit, SPROCKET_UNIT_PROCESS, config_.class_name);
+  if (!object.ok()) {
+    LOG(ERROR) << "process " << config_.name << " " << index_ << ": " << object.status().message();
+    // Best effort: the exit code alone still tells the manager what kind of failure it was.
+    (void)WriteAll(channel_fd_.get(),
+                   EncodeFrame(FrameType::kLoadError, std::string(object.status().message())));
+    return UnitLoadExitCode(object.status());
+  }
+  process_ = object->get();
+  process_->context_ = this;
+  (void)WriteAll(channel_fd_.get(), EncodeFrame(FrameType::kReady, ""));
+  channel_.emplace(io_, channel_fd_.Release());
+  ReadChannel();
+  Guard([this] { process_->Run(config_.arg); });
+  io_.run();
+  // User callbacks (timer functions) live in the unit: drop them before the unit is unloaded.
+  timers_.clear();
+  return kExitClean;
+}
+
+bool ChildRuntime::OpenSignalFd() {
+  absl::StatusOr<std::unique_ptr<SignalReader>> reader =
+      SignalReader::Open(io_, LoopSignals(), [this](int sig) { OnSignal(sig); });
+  if (!reader.ok()) {
+    LOG(ERROR) << "process " << config_.name << " " << index_ << ": " << reader.status();
+    return false;
+  }
+  signals_ = *std::move(reader);
+  return true;
+}
+
+void ChildRuntime::OnSignal(int sig) {
+  if (sig == SIGTERM || sig == SIGINT) {
+    Stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return;
+  }
+  LOG(INFO) << "process " << config_.name << " " << index_ << ": ignoring signal " << sig;
+}
+
+void ChildRuntime::ReadChannel() {
+  channel_->async_read_some(asio::buffer(read_buffer_),
+                            [this](boost::system::error_code ec, std::size_t n) {
+                              if (ec == asio::error::operation_aborted) {
+                                return;
+                              }
+                              if (ec) {
+                                // The manager is gone or closed our pipe: nobody can supervise us.
+                                Stop("manager channel closed");
+                                return;
+                              }
+                              OnChannelBytes(n);
+                            });
+}
+
+void ChildRuntime::OnChannelBytes(std::size_t n) {
+  decoder_.Append(std::string_view(read_buffer_.data(), n));
+  while (std::optional<Frame> frame = decoder_.Next()) {
+    if (frame->type == FrameType::kMessage) {
+      inbox_.push_back(std::move(frame->payload));
+    }
+  }
+  if (!decoder_.status().ok()) {
+    LOG(ERROR) << "process " << config_.name << " " << index_
+               << ": corrupt manager channel: " << decoder_.status().message();
+    Stop("corrupt manager channel");
+    return;
+  }
+  if (!inbox_.empty()) {
+    Guard([this] { process_->OnPipeReadable(*this); });
+    if (!inbox_.empty()) {
+      LOG(WARNING) << "process " << config_.name << " " << index_ << ": " << inbox_.size()
+                   << " message(s) left unread by OnPipeReadable, dropped";
+      inbox_.clear();
+    }
+  }
+  if (!stopping_) {
+    ReadChannel();
+  }
+}
+
+std::optional<std::string> ChildRuntime::Read() {
+  if (inbox_.empty()) {
+    return std::nullopt;
+  }
+  std::string message = std::move(inbox_.front());
+  inbox_.pop_front();
+  return message;
+}
+
+TimerId ChildRuntime::AddTimer(std::chrono::milliseconds period, bool repeat,
+                               std::function<void()> fn) {
+  const TimerId id = next_timer_++;
+  auto timer = std::make_unique<Timer>(io_);
+  timer->period = std::max(period, std::chrono::milliseconds(repeat ? 1 : 0));
+  timer->repeat = repeat;
+  timer->fn = std::make_shared<std::function<void()>>(std::move(fn));
+  timer->timer.expires_after(timer->period);
+  ArmTimer(id, *timer);
+  timers_.emplace(id, std::move(timer));
+  return id;
+}
+
+void ChildRuntime::ArmTimer(TimerId id, Timer& timer) {
+  timer.timer.async_wait([this, id](boost::system::error_code ec) {
+    if (!ec) {
+      OnTimer(id);
+    }
+  });
+}
+
+void ChildRuntime::OnTimer(TimerId id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end() || stopping_) {
+    return;
+  }
+  // Hold the function: the callback may Clear() its own timer while it runs.
+  std::shared_ptr<std::function<void()>> fn = it->second->fn;
+  if (it->second->repeat) {
+    // From the scheduled time, so a 3 s loop does not drift by the callback's duration.
+    it->second->timer.expires_at(it->second->timer.expiry() + it->second->period);
+    ArmTimer(id, *it->second);
+  } else {
+    timers_.erase(it);
+  }
+  Guard(*fn);
+}
+
+bool ChildRuntime::ClearTimer(TimerId id) { return timers_.erase(id) > 0; }
+
+void ChildRuntime::Stop(const char* why) {
+  if (stopping_) {
+    return;
+  }
+  stopping_ = true;
+  LOG(INFO) << "process " << config_.name << " " << index_ << ": stopping (" << why << ")";
+  if (channel_) {
+    // Tells the manager this exit is deliberate, so it respawns at once without backoff.
+    (void)WriteAll(channel_->native_handle(), EncodeFrame(FrameType::kStopping, ""));
+  }
+  // OnShutdown is user code: if it hangs, SIGALRM's default action ends the process on time.
+  const auto ms = config_.max_exit_wait.count();
+  itimerval deadline{};
+  deadline.it_value.tv_sec = ms / 1000;
+  deadline.it_value.tv_usec = (ms % 1000) * 1000;
+  ::setitimer(ITIMER_REAL, &deadline, nullptr);
+  Guard([this] { process_->OnShutdown(); });
+  timers_.clear();
+  signals_->Close();
+  io_.stop();
+}
+
+void ChildRuntime::Guard(const std::function<void()>& fn) {
+  try {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      process_->OnException(e);
+    } catch (...) {
+      process_->OnException(std::runtime_error("a non-standard exception was thrown"));
+    }
+  } catch (const std::exception& e) {
+    LOG(ERROR) << "process " << config_.name << " " << index_
+               << ": OnException threw: " << e.what();
+    google::FlushLogFiles(google::GLOG_INFO);
+    ::_exit(kExitException);
+  }
+}
+
+void RunProcessChild(pid_t manager, const ProcessConfig& config, int index, UniqueFd channel) {
+  const int keep[] = {channel.get()};
+  PrepareForkedChild(manager, keep);
+  SetProcessTitle(absl::StrCat("sprocket: process ", config.name, " ", index));
+  int code;
+  {
+    ChildRuntime runtime(config, index, std::move(channel));
+    code = runtime.Main();
+  }
+  google::FlushLogFiles(google::GLOG_INFO);
+  ::_exit(code);
+}
+
+}  // namespace sprocket
+

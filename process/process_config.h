@@ -1,0 +1,56 @@
+// File: process/process_config.h
+//
+// What an operator or a MainServerCreate hook says about one custom process registration: which
+// unit and class, how many instances, the argument, and how the manager treats its exits. The
+// same fields are read from the TOML config (server/config.h) and set in C++.
+//
+//   ProcessConfig p;
+//   p.name = "testProcess";
+//   p.unit = "/opt/app/libjobs.so";
+//   p.class_name = "TestProcess";
+//   p.count = 2;
+//   p.arg = {{"arg1", absl::ToUnixSeconds(absl::Now())}};
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace sprocket {
+
+// How the manager respawns a process that exits. A clean exit after SIGTERM (a hot restart)
+// respawns at once; a process that keeps dying young backs off exponentially.
+struct RestartPolicy {
+  // Delay before the first respawn of a process that died young; doubles each time after.
+  std::chrono::milliseconds backoff_start{100};
+  // The delay never grows past this.
+  std::chrono::milliseconds backoff_max{30000};
+  // A process that ran at least this long was stable: its failure counter resets.
+  std::chrono::milliseconds stable_after{1000};
+  // After this many consecutive young failures the slot is left in state "failed"; 0 = never.
+  int give_up_after = 0;
+};
+
+struct ProcessConfig {
+  // Unique across the server; registry files are NAME.INDEX.pid.
+  std::string name;
+  // Lets operators restart several registrations at once (e.g. "group:jobs").
+  std::string group;
+  // Path of the unit's shared library. Relative paths are resolved when the config is loaded.
+  std::string unit;
+  // Name the class was registered under in the unit (SPROCKET_PROCESS).
+  std::string class_name;
+  // How many instances (slots) of this registration run; indexes 0..count-1.
+  int count = 1;
+  // Handed to Run(arg) and available as Arg(); any JSON value.
+  nlohmann::json arg = nlohmann::json::object();
+  // Bound on OnShutdown: after this the process is killed with SIGKILL.
+  std::chrono::milliseconds max_exit_wait{3000};
+  // Whether a server reload also restarts this process (one instance at a time). Swoole never
+  // reloads custom processes; here it is opt-in.
+  bool reload = false;
+  RestartPolicy restart;
+};
+
+}  // namespace sprocket

@@ -1,0 +1,186 @@
+#include "process/registry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "process/channel.h"
+
+namespace sprocket {
+
+namespace fs = std::filesystem;
+
+nlohmann::json ToJson(const SlotRecord& r) {
+  return {{"kind", r.kind},       {"name", r.name},         {"group", r.group},
+          {"index", r.index},     {"pid", r.pid},           {"start_time", r.start_time},
+          {"state", r.state},     {"restarts", r.restarts}, {"last_exit", r.last_exit},
+          {"reason", r.reason},   {"unit", r.unit}};
+}
+
+absl::StatusOr<SlotRecord> SlotRecordFromJson(const nlohmann::json& j) {
+  try {
+    SlotRecord r;
+    r.kind = j.at("kind").get<std::string>();
+    r.name = j.at("name").get<std::string>();
+    r.group = j.at("group").get<std::string>();
+    r.index = j.at("index").get<int>();
+    r.pid = j.at("pid").get<pid_t>();
+    r.start_time = j.at("start_time").get<std::uint64_t>();
+    r.state = j.at("state").get<std::string>();
+    r.restarts = j.at("restarts").get<int>();
+    r.last_exit = j.at("last_exit").get<std::string>();
+    r.reason = j.at("reason").get<std::string>();
+    r.unit = j.at("unit").get<std::string>();
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("malformed registry entry: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::vector<SlotRecord>> ReadRegistry(const std::string& dir) {
+  const std::string path = absl::StrCat(dir, "/", kRegistryJson);
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("no registry at ", path));
+  }
+  nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.contains("slots") || !doc["slots"].is_array()) {
+    return absl::DataLossError(absl::StrCat("malformed registry ", path));
+  }
+  std::vector<SlotRecord> out;
+  for (const nlohmann::json& entry : doc["slots"]) {
+    absl::StatusOr<SlotRecord> r = SlotRecordFromJson(entry);
+    if (!r.ok()) {
+      return r.status();
+    }
+    out.push_back(*std::move(r));
+  }
+  return out;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("open ", tmp));
+  }
+  if (absl::Status s = WriteAll(fd.get(), contents); !s.ok()) {
+    return s;
+  }
+  fd.Reset();
+  if (::rename(tmp.c_str(), path.c_str()) < 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Registry::Write(const std::vector<SlotRecord>& slots) {
+  nlohmann::json doc = {{"manager_pid", ::getpid()}, {"slots", nlohmann::json::array()}};
+  for (const SlotRecord& r : slots) {
+    doc["slots"].push_back(ToJson(r));
+    const std::string file = absl::StrCat(r.name, ".", r.index, ".pid");
+    auto it = pid_files_.find(file);
+    const pid_t written = it == pid_files_.end() ? 0 : it->second;
+    if (r.pid == written) {
+      continue;
+    }
+    const std::string path = absl::StrCat(dir_, "/", file);
+    if (r.pid == 0) {
+      ::unlink(path.c_str());
+      pid_files_.erase(file);
+      continue;
+    }
+    if (absl::Status s = WriteFileAtomically(path, absl::StrCat(r.pid, "\n")); !s.ok()) {
+      return s;
+    }
+    pid_files_[file] = r.pid;
+  }
+  return WriteFileAtomically(absl::StrCat(dir_, "/", kRegistryJson), doc.dump(2) + "\n");
+}
+
+void Registry::RemoveSlotFiles() {
+  for (const auto& [file, pid] : pid_files_) {
+    ::unlink(absl::StrCat(dir_, "/", file).c_str());
+  }
+  pid_files_.clear();
+  ::unlink(absl::StrCat(dir_, "/", kRegistryJson).c_str());
+}
+
+namespace {
+
+pid_t ReadPid(int fd) {
+  char buf[32] = {};
+  const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  pid_t pid = 0;
+  if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(buf, n)), &pid)) {
+    return pid;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RemoveRegistryFiles(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool stale = (absl::EndsWith(name, ".pid") && name != kMasterPidFile) ||
+                       absl::StartsWith(name, kRegistryJson) || absl::EndsWith(name, ".pid.tmp");
+    if (stale && ::unlink(entry.path().c_str()) == 0) {
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+absl::StatusOr<RunDirLock> RunDirLock::Acquire(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrFormat("cannot create run dir %s: %s", dir, ec.message()));
+  }
+  const std::string path = absl::StrCat(dir, "/", kMasterPidFile);
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  }
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "run dir %s is in use by a running sprocket master (pid %d); stop it or choose "
+          "another --run_dir",
+          dir, ReadPid(fd.get())));
+    }
+    return absl::ErrnoToStatus(errno, absl::StrCat("flock ", path));
+  }
+  RunDirLock lock(dir, std::move(fd));
+  lock.stale_pid_ = ReadPid(lock.fd_.get());
+  lock.stale_files_ = RemoveRegistryFiles(dir);
+  const std::string pid = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(lock.fd_.get(), 0) < 0 ||
+      ::pwrite(lock.fd_.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
+  }
+  return lock;
+}
+
+RunDirLock::~RunDirLock() {
+  if (fd_) {
+    ::unlink(absl::StrCat(dir_, "/", kMasterPidFile).c_str());
+  }
+}
+
+}  // namespace sprocket

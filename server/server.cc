@@ -1,0 +1,130 @@
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include <glog/logging.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "process/fork_setup.h"
+#include "process/process_title.h"
+#include "process/registry.h"
+#include "server/master.h"
+#include "tools/cpp/runfiles/runfiles.h"
+
+// glog's own flags (--v, --logtostderr) are gflags, which absl's parser rejects: sprocket's
+// flags are absl flags and set glog's FLAGS_* in code.
+ABSL_FLAG(std::string, config, "", "TOML config file with [[process]] registrations");
+ABSL_FLAG(std::string, run_dir, "",
+          "runtime dir for the pid registry (default: $RUNTIME_DIRECTORY, the config's run_dir, "
+          "/run/sprocket as root, else $XDG_RUNTIME_DIR/sprocket or /tmp/sprocket-UID)");
+ABSL_FLAG(int, verbosity, 0, "glog VLOG level");
+
+namespace sprocket {
+namespace {
+
+std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> g_runfiles;
+
+std::string DefaultRunDir(const ServerConfig& config) {
+  if (const char* dir = std::getenv("RUNTIME_DIRECTORY"); dir != nullptr && *dir) {
+    // systemd may list several dirs separated by ':'; ours is the first.
+    return std::string(dir).substr(0, std::string(dir).find(':'));
+  }
+  if (!config.run_dir.empty()) {
+    return config.run_dir;
+  }
+  if (::geteuid() == 0) {
+    return "/run/sprocket";
+  }
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg) {
+    return absl::StrCat(xdg, "/sprocket");
+  }
+  return absl::StrCat("/tmp/sprocket-", ::geteuid());
+}
+
+absl::StatusOr<ServerConfig> BuildConfig(const ServerOptions& options) {
+  ServerConfig config;
+  if (options.main_server_create) {
+    if (absl::Status s = options.main_server_create(config); !s.ok()) {
+      return s;
+    }
+  }
+  const std::string file = absl::GetFlag(FLAGS_config);
+  if (!file.empty()) {
+    absl::StatusOr<ServerConfig> loaded = LoadConfigFile(file);
+    if (!loaded.ok()) {
+      return loaded.status();
+    }
+    MergeConfig(config, *std::move(loaded));
+  } else if (options.default_config) {
+    if (absl::Status s = options.default_config(config); !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = ValidateConfig(config); !s.ok()) {
+    return s;
+  }
+  return config;
+}
+
+void InitLogging(const std::string& argv0) {
+  FLAGS_logtostderr = true;
+  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
+  google::InitGoogleLogging(argv0.c_str());
+}
+
+}  // namespace
+
+std::string RunfilePath(const std::string& path) {
+  return g_runfiles ? g_runfiles->Rlocation(path) : std::string();
+}
+
+int RunServer(int argc, char** argv, const ServerOptions& options) {
+  // Before anything could fork or start a thread: every process reads these from a signalfd.
+  BlockLoopSignals();
+  std::vector<std::string> args = InitProcessTitle(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) {
+    arg_ptrs.push_back(a.data());
+  }
+  absl::SetProgramUsageMessage("sprocket: a process server for C++ services");
+  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()),
+                                                   arg_ptrs.data());
+  if (rest.size() > 1) {
+    std::cerr << "sprocket: unexpected argument '" << rest[1] << "' (flags are --name=value)\n";
+    return 2;
+  }
+  InitLogging(args[0]);
+  std::string runfiles_error;
+  g_runfiles.reset(bazel::tools::cpp::runfiles::Runfiles::Create(args[0], &runfiles_error));
+  absl::StatusOr<ServerConfig> config = BuildConfig(options);
+  if (!config.ok()) {
+    std::cerr << "sprocket: bad configuration: " << config.status().message() << "\n";
+    return 2;
+  }
+  std::string run_dir = absl::GetFlag(FLAGS_run_dir);
+  if (run_dir.empty()) {
+    run_dir = DefaultRunDir(*config);
+  }
+  absl::StatusOr<RunDirLock> lock = RunDirLock::Acquire(run_dir);
+  if (!lock.ok()) {
+    std::cerr << "sprocket: " << lock.status().message() << "\n";
+    return 1;
+  }
+  if (lock->stale_files() > 0) {
+    LOG(WARNING) << "replaced a stale pid registry in " << run_dir << " ("
+                 << lock->stale_files() << " files left by pid " << lock->stale_pid() << ")";
+  }
+  Master master(*config, *std::move(lock));
+  return master.Run();
+}
+
+}  // namespace sprocket
