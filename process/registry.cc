@@ -89,24 +89,39 @@ absl::Status Registry::Write(const std::vector<SlotRecord>& slots) {
   nlohmann::json doc = {{"manager_pid", ::getpid()}, {"slots", nlohmann::json::array()}};
   for (const SlotRecord& r : slots) {
     doc["slots"].push_back(ToJson(r));
-    const std::string file = absl::StrCat(r.name, ".", r.index, ".pid");
-    auto it = pid_files_.find(file);
-    const pid_t written = it == pid_files_.end() ? 0 : it->second;
-    if (r.pid == written) {
-      continue;
-    }
-    const std::string path = absl::StrCat(dir_, "/", file);
-    if (r.pid == 0) {
-      ::unlink(path.c_str());
-      pid_files_.erase(file);
-      continue;
-    }
-    if (absl::Status s = WriteFileAtomically(path, absl::StrCat(r.pid, "\n")); !s.ok()) {
+  }
+  // processes.json first: whoever sees a new pid in NAME.INDEX.pid then finds it there too.
+  if (absl::Status s = WriteFileAtomically(absl::StrCat(dir_, "/", kRegistryJson),
+                                           doc.dump(2) + "\n");
+      !s.ok()) {
+    return s;
+  }
+  for (const SlotRecord& r : slots) {
+    if (absl::Status s = WritePidFile(r); !s.ok()) {
       return s;
     }
-    pid_files_[file] = r.pid;
   }
-  return WriteFileAtomically(absl::StrCat(dir_, "/", kRegistryJson), doc.dump(2) + "\n");
+  return absl::OkStatus();
+}
+
+absl::Status Registry::WritePidFile(const SlotRecord& r) {
+  const std::string file = absl::StrCat(r.name, ".", r.index, ".pid");
+  auto it = pid_files_.find(file);
+  const pid_t written = it == pid_files_.end() ? 0 : it->second;
+  if (r.pid == written) {
+    return absl::OkStatus();
+  }
+  const std::string path = absl::StrCat(dir_, "/", file);
+  if (r.pid == 0) {
+    ::unlink(path.c_str());
+    pid_files_.erase(file);
+    return absl::OkStatus();
+  }
+  if (absl::Status s = WriteFileAtomically(path, absl::StrCat(r.pid, "\n")); !s.ok()) {
+    return s;
+  }
+  pid_files_[file] = r.pid;
+  return absl::OkStatus();
 }
 
 void Registry::RemoveSlotFiles() {

@@ -72,6 +72,8 @@ class Registry {
   const std::string& dir() const { return dir_; }
 
  private:
+  absl::Status WritePidFile(const SlotRecord& record);
+
   std::string dir_;
   std::map<std::string, pid_t> pid_files_;  // file name -> pid written
 };
