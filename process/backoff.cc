@@ -1,6 +1,7 @@
 #include "process/backoff.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace sprocket {
 
@@ -12,14 +13,16 @@ RespawnDecision DecideRespawn(const RestartPolicy& policy, BackoffState& state,
   if (deliberate_clean_exit || uptime >= policy.stable_after) {
     return {};
   }
-  ++state.young_failures;
+  if (state.young_failures < std::numeric_limits<int>::max()) {
+    ++state.young_failures;
+  }
   if (policy.give_up_after > 0 && state.young_failures >= policy.give_up_after) {
     return {.give_up = true};
   }
-  // Doubling stops at the cap long before the shift could overflow.
+  // Doubling saturates at the cap; comparing against half the cap keeps any cap from overflowing.
   std::chrono::milliseconds delay = policy.backoff_start;
   for (int i = 1; i < state.young_failures && delay < policy.backoff_max; ++i) {
-    delay *= 2;
+    delay = delay > policy.backoff_max / 2 ? policy.backoff_max : delay * 2;
   }
   return {.delay = std::min(delay, policy.backoff_max)};
 }

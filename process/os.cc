@@ -6,9 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -80,7 +82,7 @@ absl::StatusOr<std::uint64_t> ReadProcessStartTime(pid_t pid) {
   }
   // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
   const std::size_t close = line.rfind(')');
-  if (close == std::string::npos) {
+  if (close == std::string::npos || close + 2 > line.size()) {
     return absl::DataLossError(absl::StrFormat("malformed %s", path));
   }
   std::vector<std::string> fields =

@@ -75,14 +75,15 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   if (!fd) {
     return absl::ErrnoToStatus(errno, absl::StrCat("open ", tmp));
   }
-  if (absl::Status s = WriteAll(fd.get(), contents); !s.ok()) {
-    return s;
-  }
+  absl::Status status = WriteAll(fd.get(), contents);
   fd.Reset();
-  if (::rename(tmp.c_str(), path.c_str()) < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
+  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) < 0) {
+    status = absl::ErrnoToStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
   }
-  return absl::OkStatus();
+  if (!status.ok()) {
+    ::unlink(tmp.c_str());
+  }
+  return status;
 }
 
 absl::Status Registry::Write(const std::vector<SlotRecord>& slots) {
@@ -160,6 +161,39 @@ int RemoveRegistryFiles(const std::string& dir) {
   return removed;
 }
 
+namespace {
+
+// The file we locked must still be the one at `path`: a master that is exiting unlinks
+// master.pid while holding the lock, and a lock on that orphaned inode would protect nothing.
+bool StillAtPath(int fd, const std::string& path) {
+  struct stat held, named;
+  return ::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 &&
+         held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
+
+absl::StatusOr<UniqueFd> LockPidFile(const std::string& dir, const std::string& path) {
+  for (;;) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+      if (errno == EWOULDBLOCK) {
+        return absl::AlreadyExistsError(absl::StrFormat(
+            "run dir %s is in use by a running sprocket master (pid %d); stop it or choose "
+            "another --run_dir",
+            dir, ReadPid(fd.get())));
+      }
+      return absl::ErrnoToStatus(errno, absl::StrCat("flock ", path));
+    }
+    if (StillAtPath(fd.get(), path)) {
+      return fd;
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<RunDirLock> RunDirLock::Acquire(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -168,20 +202,11 @@ absl::StatusOr<RunDirLock> RunDirLock::Acquire(const std::string& dir) {
         absl::StrFormat("cannot create run dir %s: %s", dir, ec.message()));
   }
   const std::string path = absl::StrCat(dir, "/", kMasterPidFile);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  absl::StatusOr<UniqueFd> fd = LockPidFile(dir, path);
+  if (!fd.ok()) {
+    return fd.status();
   }
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
-    if (errno == EWOULDBLOCK) {
-      return absl::AlreadyExistsError(absl::StrFormat(
-          "run dir %s is in use by a running sprocket master (pid %d); stop it or choose "
-          "another --run_dir",
-          dir, ReadPid(fd.get())));
-    }
-    return absl::ErrnoToStatus(errno, absl::StrCat("flock ", path));
-  }
-  RunDirLock lock(dir, std::move(fd));
+  RunDirLock lock(dir, *std::move(fd));
   lock.stale_pid_ = ReadPid(lock.fd_.get());
   lock.stale_files_ = RemoveRegistryFiles(dir);
   const std::string pid = absl::StrCat(::getpid(), "\n");

@@ -85,7 +85,8 @@ class RunDirLock {
   // its pid; files a dead run left behind are removed (and counted in stale_files()).
   static absl::StatusOr<RunDirLock> Acquire(const std::string& dir);
   RunDirLock(RunDirLock&&) = default;
-  RunDirLock& operator=(RunDirLock&&) = default;
+  // Assigning over a held lock would drop it without removing its master.pid.
+  RunDirLock& operator=(RunDirLock&&) = delete;
   ~RunDirLock();
 
   const std::string& dir() const { return dir_; }
