@@ -29,6 +29,11 @@ enum class FrameType : std::uint8_t {
   kStopping = 3,
   // manager -> child: a message for OnPipeReadable.
   kMessage = 4,
+  // A control request, JSON {"id": N, "op": "...", ...}: worker -> manager (the controllers'
+  // ServerControl) and master -> manager (reload, and the control API).
+  kRequest = 5,
+  // The answer to a kRequest, JSON {"id": N, "code": 200, "result": ..., "msg": "..."}.
+  kResponse = 6,
 };
 
 // A bound on one frame, so a corrupt length cannot make either side allocate gigabytes.

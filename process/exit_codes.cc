@@ -20,6 +20,8 @@ std::string_view ExitCodeName(int code) {
       return "unit_construct";
     case kExitChildSetup:
       return "child_setup";
+    case kExitRoutes:
+      return "routes";
     default:
       return "";
   }

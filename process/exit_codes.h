@@ -22,8 +22,10 @@ inline constexpr int kExitUnitAbi = 82;
 inline constexpr int kExitUnitClass = 83;
 // The class's constructor threw or failed.
 inline constexpr int kExitUnitConstruct = 84;
-// The child could not set itself up (signalfd, event loop...).
+// The child could not set itself up (signalfd, event loop, listen sockets...).
 inline constexpr int kExitChildSetup = 85;
+// A worker's controllers are unusable: a unit with no controller, or one route registered twice.
+inline constexpr int kExitRoutes = 86;
 
 // A short name for the registry ("unit_abi"); empty for statuses that are not ours.
 std::string_view ExitCodeName(int code);

@@ -13,7 +13,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -50,6 +52,31 @@ struct ProcessConfig {
   // Whether a server reload also restarts this process (one instance at a time). Swoole never
   // reloads custom processes; here it is opt-in.
   bool reload = false;
+  RestartPolicy restart;
+};
+
+// The HTTP workers: how many, what they serve (controller units) and their limits. Every worker
+// loads every controller class of every unit listed.
+struct HttpConfig {
+  // "HOST:PORT" ("[::1]:9501" for IPv6). The master binds them before forking, so the sockets
+  // outlive every worker and a reload never refuses a connection.
+  std::vector<std::string> listen = {"127.0.0.1:9501"};
+  // 0 runs no HTTP at all.
+  int workers = 2;
+  // Controller units. With none, there is nothing to serve and no worker is started.
+  std::vector<std::string> units;
+  // How long a replaced or stopping worker may drain its connections before SIGKILL.
+  std::chrono::milliseconds max_wait_time{3000};
+  // When set, admin routes (restart, send) also require "Authorization: Bearer <token>".
+  std::string admin_token;
+  std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_header_bytes = 8 << 10;
+  // Per worker; at the limit the worker stops accepting until a connection closes.
+  int max_connections = 4096;
+  // An idle keep-alive connection is closed after this.
+  std::chrono::milliseconds keep_alive_timeout{15000};
+  // A request must arrive whole (headers and body) within this once started.
+  std::chrono::milliseconds request_timeout{30000};
   RestartPolicy restart;
 };
 

@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 nlohmann::json ToJson(const SlotRecord& r) {
   return {{"kind", r.kind},       {"name", r.name},         {"group", r.group},
           {"index", r.index},     {"pid", r.pid},           {"start_time", r.start_time},
+          {"started_at_ms", r.started_at_ms},
           {"state", r.state},     {"restarts", r.restarts}, {"last_exit", r.last_exit},
           {"reason", r.reason},   {"unit", r.unit}};
 }
@@ -37,6 +38,7 @@ absl::StatusOr<SlotRecord> SlotRecordFromJson(const nlohmann::json& j) {
     r.index = j.at("index").get<int>();
     r.pid = j.at("pid").get<pid_t>();
     r.start_time = j.at("start_time").get<std::uint64_t>();
+    r.started_at_ms = j.at("started_at_ms").get<std::int64_t>();
     r.state = j.at("state").get<std::string>();
     r.restarts = j.at("restarts").get<int>();
     r.last_exit = j.at("last_exit").get<std::string>();
@@ -48,7 +50,9 @@ absl::StatusOr<SlotRecord> SlotRecordFromJson(const nlohmann::json& j) {
   }
 }
 
-absl::StatusOr<std::vector<SlotRecord>> ReadRegistry(const std::string& dir) {
+namespace {
+
+absl::StatusOr<nlohmann::json> ReadRegistryDoc(const std::string& dir) {
   const std::string path = absl::StrCat(dir, "/", kRegistryJson);
   std::ifstream in(path);
   if (!in) {
@@ -58,6 +62,31 @@ absl::StatusOr<std::vector<SlotRecord>> ReadRegistry(const std::string& dir) {
   if (doc.is_discarded() || !doc.contains("slots") || !doc["slots"].is_array()) {
     return absl::DataLossError(absl::StrCat("malformed registry ", path));
   }
+  return doc;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReadRegistryListen(const std::string& dir) {
+  absl::StatusOr<nlohmann::json> doc = ReadRegistryDoc(dir);
+  if (!doc.ok()) {
+    return doc.status();
+  }
+  std::vector<std::string> out;
+  for (const nlohmann::json& a : doc->value("listen", nlohmann::json::array())) {
+    if (a.is_string()) {
+      out.push_back(a.get<std::string>());
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<SlotRecord>> ReadRegistry(const std::string& dir) {
+  absl::StatusOr<nlohmann::json> parsed = ReadRegistryDoc(dir);
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
+  const nlohmann::json& doc = *parsed;
   std::vector<SlotRecord> out;
   for (const nlohmann::json& entry : doc["slots"]) {
     absl::StatusOr<SlotRecord> r = SlotRecordFromJson(entry);
@@ -87,7 +116,9 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 }
 
 absl::Status Registry::Write(const std::vector<SlotRecord>& slots) {
-  nlohmann::json doc = {{"manager_pid", ::getpid()}, {"slots", nlohmann::json::array()}};
+  nlohmann::json doc = {{"manager_pid", ::getpid()},
+                        {"listen", listen_},
+                        {"slots", nlohmann::json::array()}};
   for (const SlotRecord& r : slots) {
     doc["slots"].push_back(ToJson(r));
   }

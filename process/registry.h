@@ -4,8 +4,8 @@
 //   master.pid            the master's pid, flock'ed while it lives (RunDirLock)
 //   manager.pid           the manager's pid
 //   NAME.INDEX.pid        one per slot, so `kill -TERM $(cat run/testProcess.0.pid)` works
-//   processes.json        every slot: kind, name, group, index, pid, start time, state,
-//                         restarts, last exit, reason, unit — replaced atomically (temp + rename)
+//   processes.json        every slot: kind, name, group, index, pid, start time, start wall
+//                         time, state, restarts, last exit, reason, unit — replaced atomically
 // Files left by a crashed run are detected when the lock is taken and removed, never trusted.
 //
 //   absl::StatusOr<RunDirLock> lock = RunDirLock::Acquire("/run/sprocket");  // master
@@ -41,6 +41,8 @@ struct SlotRecord {
   pid_t pid = 0;  // 0 while no process runs for the slot
   // Clock ticks since boot (/proc/PID/stat field 22): with pid, identifies the process.
   std::uint64_t start_time = 0;
+  // When the process started, in milliseconds since the Unix epoch (0 while none runs).
+  std::int64_t started_at_ms = 0;
   std::string state;  // starting, running, backoff, stopping, stopped, failed
   int restarts = 0;
   std::string last_exit;  // "exit 0", "signal 9 (SIGKILL)", "" before the first exit
@@ -53,6 +55,8 @@ absl::StatusOr<SlotRecord> SlotRecordFromJson(const nlohmann::json& json);
 
 // Reads processes.json (for tools and tests).
 absl::StatusOr<std::vector<SlotRecord>> ReadRegistry(const std::string& dir);
+// The "listen" addresses in processes.json.
+absl::StatusOr<std::vector<std::string>> ReadRegistryListen(const std::string& dir);
 
 // Writes `contents` to `path` via a temp file and rename, so readers never see half a file.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
@@ -65,6 +69,9 @@ int RemoveRegistryFiles(const std::string& dir);
 class Registry {
  public:
   explicit Registry(std::string dir) : dir_(std::move(dir)) {}
+  // The HTTP addresses the server listens on ("127.0.0.1:9501"), shown in processes.json so a
+  // client of a server started on port 0 can find it.
+  void set_listen(std::vector<std::string> listen) { listen_ = std::move(listen); }
   // Rewrites processes.json and the pid files whose pid changed.
   absl::Status Write(const std::vector<SlotRecord>& slots);
   // Removes every slot file and processes.json this registry wrote.
@@ -75,6 +82,7 @@ class Registry {
   absl::Status WritePidFile(const SlotRecord& record);
 
   std::string dir_;
+  std::vector<std::string> listen_;
   std::map<std::string, pid_t> pid_files_;  // file name -> pid written
 };
 

@@ -1,37 +1,69 @@
 // File: process/supervisor.h
 //
-// The manager's slot table: one slot per process instance, each forked, watched through a pidfd
-// on the manager's event loop, and respawned when it exits — at once after a hot restart, with
-// exponential backoff when it keeps dying young (process/backoff.h). Every change is written to
-// the pid registry.
+// The manager's slot table. A slot is one custom-process instance or one HTTP worker; each is
+// forked, watched through a pidfd on the manager's event loop, and respawned when it exits — at
+// once after a hot restart, with exponential backoff when it keeps dying young
+// (process/backoff.h). Every change is written to the pid registry. The supervisor also runs
+// rolling reloads and answers control requests (list, restart, send, reload) from the master and
+// from workers, so every signal to a slot is decided here, against the live table.
 //
-//   std::unique_ptr<Supervisor> s = NewSupervisor(io, RealOs(), config.processes, registry);
+//   SupervisorOptions options{config.processes, config.http, listen_fds, RunWorker};
+//   std::unique_ptr<Supervisor> s = NewSupervisor(io, RealOs(), options, registry);
 //   s->Start([&] { ReportReady(); });
-//   ...
+//   s->Reload([](absl::Status result) { ... });
 //   s->Stop([&] { io.stop(); });
 //
 // Limits: manager process only; single-threaded (the manager's io_context thread).
 #pragma once
+
+#include <sys/types.h>
 
 #include <functional>
 #include <memory>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
 
+#include "absl/status/status.h"
 #include "process/os.h"
 #include "process/process_config.h"
 #include "process/registry.h"
+#include "process/unique_fd.h"
 
 namespace sprocket {
+
+// What a forked worker runs (the HTTP worker runtime); never returns. `channel` is its framed
+// socket to the manager.
+using WorkerMain = std::function<void(pid_t manager, int index, UniqueFd channel)>;
+
+struct SupervisorOptions {
+  const std::vector<ProcessConfig>& processes;
+  const HttpConfig& http;
+  // How many workers run: http.workers, or 0 when there are no controller units.
+  int workers = 0;
+  WorkerMain worker_main;
+};
 
 class Supervisor {
  public:
   virtual ~Supervisor() = default;
 
-  // Forks every slot. `on_settled` runs once, when each slot is running (its Run began) or has
-  // settled in backoff/failed with a reason.
+  // Forks every slot. `on_settled` runs once, when each slot is running (its Run began, or the
+  // worker accepts) or has settled in backoff/failed with a reason.
   virtual void Start(std::function<void()> on_settled) = 0;
+
+  // Rolling reload: each worker is replaced by a new one that loaded the controller units now
+  // on disk — the replacement must be ready before the old one is told to drain — then every
+  // process registered with reload = true is restarted, one instance at a time. If a
+  // replacement cannot start, the old worker keeps serving and `done` gets the reason. One
+  // reload runs at a time; those asked for meanwhile share the next run.
+  virtual void Reload(std::function<void(absl::Status)> done) = 0;
+
+  // Answers a control request {"op": "list" | "restart" | "send" | "reload", ...} with
+  // {"code": HTTP-like status, "result": ..., "msg": "..."} (see controllers/controller.h).
+  virtual void HandleRequest(const nlohmann::json& request,
+                             std::function<void(nlohmann::json)> reply) = 0;
 
   // Sends SIGTERM to every slot and SIGKILL to those still there after their max_exit_wait;
   // nothing is respawned any more. `on_stopped` runs once every slot has exited.
@@ -41,9 +73,8 @@ class Supervisor {
   virtual std::vector<SlotRecord> Snapshot() const = 0;
 };
 
-// `processes` must outlive the supervisor.
+// `options.processes` and `options.http` must outlive the supervisor.
 std::unique_ptr<Supervisor> NewSupervisor(boost::asio::io_context& io, Os& os,
-                                          const std::vector<ProcessConfig>& processes,
-                                          Registry& registry);
+                                          SupervisorOptions options, Registry& registry);
 
 }  // namespace sprocket

@@ -1,10 +1,16 @@
-// The manager's supervision logic (see supervisor.h). Slots are never destroyed while the
-// supervisor lives, so event-loop callbacks hold a Slot* plus the slot's generation: a callback
-// for a process that has since been replaced sees another generation and does nothing.
+// The manager's supervision logic (see supervisor.h).
+//
+// A Slot is a registry entry (one process instance or one worker) and never goes away while the
+// supervisor lives. A Child is one forked process serving a slot: the slot's `current` one, its
+// `replacement` while a reload starts a new worker, or a retired worker draining in `retired_`.
+// Event-loop callbacks hold a weak_ptr to their Child, so a callback for a process that has
+// since been replaced finds nothing and does nothing.
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
+#include <algorithm>
+#include <deque>
 #include <optional>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -12,10 +18,13 @@
 #include <glog/logging.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "process/backoff.h"
 #include "process/channel.h"
 #include "process/child_runtime.h"
 #include "process/exit_codes.h"
+#include "process/frame_channel.h"
 #include "process/supervisor.h"
 
 namespace sprocket {
@@ -23,7 +32,9 @@ namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
+enum class SlotKind { kProcess, kWorker };
 enum class SlotState { kStarting, kRunning, kBackoff, kStopping, kStopped, kFailed };
 
 const char* StateName(SlotState s) {
@@ -44,206 +55,297 @@ const char* StateName(SlotState s) {
   return "unknown";
 }
 
-struct Slot {
-  Slot(asio::io_context& io, const ProcessConfig& c, int i)
-      : config(c), index(i), respawn_timer(io), kill_timer(io) {}
-
-  std::string Label() const { return absl::StrCat("process ", config.name, " ", index); }
-
-  const ProcessConfig& config;
-  const int index;
-  SlotState state = SlotState::kStarting;
+struct Child {
+  explicit Child(asio::io_context& io) : kill_timer(io) {}
   pid_t pid = 0;
   std::uint64_t start_time = 0;
   Clock::time_point started;
-  std::uint64_t generation = 0;
+  std::int64_t started_at_ms = 0;
   std::optional<asio::posix::stream_descriptor> pidfd;
-  std::optional<asio::posix::stream_descriptor> channel;
-  FrameDecoder decoder;
-  std::array<char, 4096> buffer{};
-  // The child said it is stopping on request: its clean exit is a hot restart, not a crash.
+  std::shared_ptr<FrameChannel> channel;
+  bool ready = false;
+  // The child said it is stopping on request: its clean exit is a restart, not a crash.
   bool deliberate = false;
   std::string load_error;
+  asio::steady_timer kill_timer;
+};
+
+struct Slot {
+  Slot(asio::io_context& io, SlotKind k, std::string n, std::string g, int i, std::string u,
+       const RestartPolicy& p, std::chrono::milliseconds wait)
+      : kind(k), name(std::move(n)), group(std::move(g)), index(i), unit(std::move(u)),
+        policy(p), exit_wait(wait), respawn_timer(io) {}
+
+  std::string Label() const {
+    return absl::StrCat(kind == SlotKind::kWorker ? "worker " : "process ",
+                        kind == SlotKind::kWorker ? "" : name + " ", index);
+  }
+
+  const SlotKind kind;
+  const std::string name;
+  const std::string group;
+  const int index;
+  const std::string unit;
+  const RestartPolicy& policy;
+  // OnShutdown bound (processes) or drain bound (workers).
+  const std::chrono::milliseconds exit_wait;
+  const ProcessConfig* process = nullptr;
+  SlotState state = SlotState::kStarting;
   int restarts = 0;
   std::string last_exit;
   std::string reason;
   BackoffState backoff;
   asio::steady_timer respawn_timer;
-  asio::steady_timer kill_timer;
+  std::shared_ptr<Child> current;
+  std::shared_ptr<Child> replacement;
+  // Set while a reload waits for this process slot to run again (or to fail).
+  std::function<void(const absl::Status&)> on_restarted;
 };
+
+json Reply(int code, json result, std::string msg) {
+  return {{"code", code}, {"result", std::move(result)}, {"msg", std::move(msg)}};
+}
 
 class SupervisorImpl final : public Supervisor {
  public:
-  SupervisorImpl(asio::io_context& io, Os& os, const std::vector<ProcessConfig>& processes,
-                 Registry& registry)
-      : io_(io), os_(os), registry_(registry), manager_pid_(::getpid()) {
-    for (const ProcessConfig& config : processes) {
-      for (int i = 0; i < config.count; ++i) {
-        slots_.push_back(std::make_unique<Slot>(io, config, i));
-      }
-    }
-  }
+  SupervisorImpl(asio::io_context& io, Os& os, SupervisorOptions options, Registry& registry);
 
   // sprocket::Supervisor
   void Start(std::function<void()> on_settled) override;
+  void Reload(std::function<void(absl::Status)> done) override;
+  void HandleRequest(const json& request, std::function<void(json)> reply) override;
   void Stop(std::function<void()> on_stopped) override;
   std::vector<SlotRecord> Snapshot() const override;
 
  private:
-  void Spawn(Slot& slot);
-  void WatchExit(Slot& slot);
-  void ReadChannel(Slot& slot);
-  void HandleFrames(Slot& slot);
-  void DrainChannel(Slot& slot);
-  void OnChildExit(Slot& slot);
-  void RecordExit(Slot& slot, const ExitStatus& status);
-  void ScheduleRespawn(Slot& slot, std::chrono::milliseconds uptime, bool clean);
-  void MarkStopped(Slot& slot);
+  // Forking and watching.
+  std::shared_ptr<Child> Spawn(Slot& slot);
+  [[noreturn]] void RunChild(Slot& slot, UniqueFd channel);
+  void Watch(Slot& slot, const std::shared_ptr<Child>& child);
+  void OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Frame frame);
+  void OnReady(Slot& slot, const std::shared_ptr<Child>& child);
+  void OnExit(Slot& slot, const std::shared_ptr<Child>& child);
+  void OnCurrentExit(Slot& slot, const ExitStatus& status, Clock::duration uptime, bool clean);
+  void OnReplacementExit(Slot& slot, const std::shared_ptr<Child>& child);
+  void RecordExit(Slot& slot, const Child& child, const ExitStatus& status);
+  void SpawnCurrent(Slot& slot);
+  void ScheduleRespawn(Slot& slot, Clock::duration uptime, bool clean);
+  void Terminate(const std::shared_ptr<Child>& child, std::chrono::milliseconds wait,
+                 const std::string& label);
+
+  // Reload.
+  void ReloadNext();
+  void ReloadWorker(Slot& slot);
+  void ReloadProcess(Slot& slot);
+  void PromoteReplacement(Slot& slot);
+  void FinishReload(const absl::Status& result);
+
+  // Control requests.
+  json Restart(const json& request);
+  json RestartSlots(const std::vector<Slot*>& slots);
+  json Send(const json& request);
+  json List() const;
+  std::vector<Slot*> SelectSlots(const json& request, json& error);
+
   void Publish();
   void CheckSettled();
   void CheckStopped();
 
   asio::io_context& io_;
   Os& os_;
+  SupervisorOptions options_;
   Registry& registry_;
   const pid_t manager_pid_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::shared_ptr<Child>> retired_;
   std::function<void()> on_settled_;
   std::function<void()> on_stopped_;
   bool stopping_ = false;
+  // Reload state: the slots still to go, who waits for this run, who waits for the next one.
+  bool reloading_ = false;
+  std::deque<Slot*> reload_plan_;
+  std::vector<std::function<void(absl::Status)>> reload_waiters_;
+  std::vector<std::function<void(absl::Status)>> next_reload_waiters_;
 };
+
+SupervisorImpl::SupervisorImpl(asio::io_context& io, Os& os, SupervisorOptions options,
+                               Registry& registry)
+    : io_(io), os_(os), options_(std::move(options)), registry_(registry),
+      manager_pid_(::getpid()) {
+  const HttpConfig& http = options_.http;
+  for (int i = 0; i < options_.workers; ++i) {
+    slots_.push_back(std::make_unique<Slot>(io, SlotKind::kWorker, "worker", "", i,
+                                            absl::StrJoin(http.units, ","), http.restart,
+                                            http.max_wait_time));
+  }
+  for (const ProcessConfig& config : options_.processes) {
+    for (int i = 0; i < config.count; ++i) {
+      slots_.push_back(std::make_unique<Slot>(io, SlotKind::kProcess, config.name, config.group,
+                                              i, config.unit, config.restart,
+                                              config.max_exit_wait));
+      slots_.back()->process = &config;
+    }
+  }
+}
 
 void SupervisorImpl::Start(std::function<void()> on_settled) {
   on_settled_ = std::move(on_settled);
   for (auto& slot : slots_) {
-    Spawn(*slot);
+    SpawnCurrent(*slot);
   }
   Publish();
   CheckSettled();
 }
 
-void SupervisorImpl::Spawn(Slot& slot) {
+// ---------------------------------------------------------------------------------------------
+// Forking and watching.
+
+std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
-    PLOG(ERROR) << slot.Label() << ": socketpair failed, retrying after backoff";
-    ScheduleRespawn(slot, std::chrono::milliseconds(0), /*clean=*/false);
-    return;
+    PLOG(ERROR) << slot.Label() << ": socketpair";
+    return nullptr;
   }
   UniqueFd ours(pair[0]);
   UniqueFd theirs(pair[1]);
   absl::StatusOr<pid_t> pid = os_.Fork();
   if (!pid.ok()) {
-    LOG(ERROR) << slot.Label() << ": " << pid.status().message() << ", retrying after backoff";
-    ScheduleRespawn(slot, std::chrono::milliseconds(0), /*clean=*/false);
-    return;
+    LOG(ERROR) << slot.Label() << ": " << pid.status().message();
+    return nullptr;
   }
   if (*pid == 0) {
     ours.Reset();
-    RunProcessChild(manager_pid_, slot.config, slot.index, std::move(theirs));
+    RunChild(slot, std::move(theirs));
   }
   theirs.Reset();
   // pidfd_open on our own unreaped child cannot fail but for fd exhaustion: a broken manager.
   absl::StatusOr<UniqueFd> pidfd = os_.PidfdOpen(*pid);
   CHECK(pidfd.ok()) << pidfd.status();
-  slot.pid = *pid;
-  slot.start_time = os_.StartTime(*pid).value_or(0);
-  slot.started = Clock::now();
-  slot.state = SlotState::kStarting;
-  slot.deliberate = false;
-  slot.load_error.clear();
-  slot.decoder = FrameDecoder();
-  ++slot.generation;
-  slot.pidfd.emplace(io_, pidfd->Release());
-  slot.channel.emplace(io_, ours.Release());
-  WatchExit(slot);
-  ReadChannel(slot);
+  auto child = std::make_shared<Child>(io_);
+  child->pid = *pid;
+  child->start_time = os_.StartTime(*pid).value_or(0);
+  child->started = Clock::now();
+  child->started_at_ms = absl::ToUnixMillis(absl::Now());
+  child->pidfd.emplace(io_, pidfd->Release());
+  child->channel = FrameChannel::Create(io_, std::move(ours));
+  Watch(slot, child);
+  return child;
 }
 
-void SupervisorImpl::WatchExit(Slot& slot) {
-  slot.pidfd->async_wait(asio::posix::descriptor_base::wait_read,
-                         [this, &slot, gen = slot.generation](boost::system::error_code ec) {
-                           if (!ec && gen == slot.generation) {
-                             OnChildExit(slot);
-                           }
-                         });
-}
-
-void SupervisorImpl::ReadChannel(Slot& slot) {
-  slot.channel->async_read_some(
-      asio::buffer(slot.buffer),
-      [this, &slot, gen = slot.generation](boost::system::error_code ec, std::size_t n) {
-        if (ec || gen != slot.generation) {
-          return;  // EOF or error: the pidfd reports the exit.
-        }
-        slot.decoder.Append(std::string_view(slot.buffer.data(), n));
-        HandleFrames(slot);
-        ReadChannel(slot);
-      });
-}
-
-void SupervisorImpl::HandleFrames(Slot& slot) {
-  while (std::optional<Frame> frame = slot.decoder.Next()) {
-    switch (frame->type) {
-      case FrameType::kReady:
-        slot.state = SlotState::kRunning;
-        slot.reason.clear();
-        Publish();
-        CheckSettled();
-        break;
-      case FrameType::kLoadError:
-        slot.load_error = std::move(frame->payload);
-        break;
-      case FrameType::kStopping:
-        slot.deliberate = true;
-        break;
-      case FrameType::kMessage:
-        break;  // children do not send messages to the manager
-    }
+void SupervisorImpl::RunChild(Slot& slot, UniqueFd channel) {
+  if (slot.kind == SlotKind::kProcess) {
+    RunProcessChild(manager_pid_, *slot.process, slot.index, std::move(channel));
   }
+  options_.worker_main(manager_pid_, slot.index, std::move(channel));
+  ::_exit(kExitChildSetup);  // worker_main never returns
 }
 
-// A child may write its last frame and exit in the same instant; read what is left before the
-// exit is judged, so a load error or a stop acknowledgement is never missed.
-void SupervisorImpl::DrainChannel(Slot& slot) {
-  const int fd = slot.channel->native_handle();
-  for (;;) {
-    const ssize_t n = ::recv(fd, slot.buffer.data(), slot.buffer.size(), MSG_DONTWAIT);
-    if (n <= 0) {
+void SupervisorImpl::Watch(Slot& slot, const std::shared_ptr<Child>& child) {
+  std::weak_ptr<Child> weak = child;
+  child->pidfd->async_wait(asio::posix::descriptor_base::wait_read,
+                           [this, &slot, weak](boost::system::error_code ec) {
+                             if (auto c = weak.lock(); c && !ec) {
+                               OnExit(slot, c);
+                             }
+                           });
+  child->channel->Start(
+      [this, &slot, weak](Frame frame) {
+        if (auto c = weak.lock()) {
+          OnFrame(slot, c, std::move(frame));
+        }
+      },
+      [](const absl::Status&) {});  // the pidfd reports the exit
+}
+
+void SupervisorImpl::OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Frame frame) {
+  switch (frame.type) {
+    case FrameType::kReady:
+      OnReady(slot, child);
+      break;
+    case FrameType::kLoadError:
+      child->load_error = std::move(frame.payload);
+      break;
+    case FrameType::kStopping:
+      child->deliberate = true;
+      break;
+    case FrameType::kRequest: {
+      json request = json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
+      std::weak_ptr<FrameChannel> channel = child->channel;
+      HandleRequest(request, [channel, id = request.is_object() ? request.value("id", json()) : json()](json r) {
+        r["id"] = id;
+        if (auto c = channel.lock()) {
+          c->Send(FrameType::kResponse, r.dump());
+        }
+      });
       break;
     }
-    slot.decoder.Append(std::string_view(slot.buffer.data(), static_cast<std::size_t>(n)));
+    case FrameType::kMessage:
+    case FrameType::kResponse:
+      break;  // children neither send messages nor answer requests
   }
-  HandleFrames(slot);
 }
 
-void SupervisorImpl::OnChildExit(Slot& slot) {
-  absl::StatusOr<ExitStatus> status = os_.WaitPidfd(slot.pidfd->native_handle());
+void SupervisorImpl::OnReady(Slot& slot, const std::shared_ptr<Child>& child) {
+  child->ready = true;
+  if (child == slot.replacement) {
+    PromoteReplacement(slot);
+    return;
+  }
+  if (child != slot.current) {
+    return;
+  }
+  slot.state = SlotState::kRunning;
+  slot.reason.clear();
+  Publish();
+  CheckSettled();
+  if (slot.on_restarted) {
+    std::exchange(slot.on_restarted, nullptr)(absl::OkStatus());
+  }
+}
+
+void SupervisorImpl::OnExit(Slot& slot, const std::shared_ptr<Child>& child) {
+  absl::StatusOr<ExitStatus> status = os_.WaitPidfd(child->pidfd->native_handle());
   CHECK(status.ok()) << slot.Label() << ": " << status.status();
-  DrainChannel(slot);
-  const auto uptime =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - slot.started);
-  const bool clean = slot.deliberate && !status->signaled && status->code == kExitClean;
-  RecordExit(slot, *status);
-  ++slot.generation;
-  slot.pidfd.reset();
-  slot.channel.reset();
-  slot.pid = 0;
-  slot.start_time = 0;
-  slot.kill_timer.cancel();
-  if (stopping_ || slot.state == SlotState::kStopping) {
-    MarkStopped(slot);
+  child->channel->DrainNow();
+  child->channel->Close();
+  child->pidfd.reset();
+  child->kill_timer.cancel();
+  const Clock::duration uptime = Clock::now() - child->started;
+  const bool clean = child->deliberate && !status->signaled && status->code == kExitClean;
+  if (child == slot.current) {
+    RecordExit(slot, *child, *status);
+    slot.current.reset();
+    OnCurrentExit(slot, *status, uptime, clean);
+  } else if (child == slot.replacement) {
+    RecordExit(slot, *child, *status);
+    OnReplacementExit(slot, child);
+  } else {
+    LOG(INFO) << slot.Label() << ": retired pid " << child->pid << " ended ("
+              << DescribeExit(*status) << ")";
+    std::erase(retired_, child);
+    CheckStopped();
+  }
+}
+
+void SupervisorImpl::OnCurrentExit(Slot& slot, const ExitStatus& status, Clock::duration uptime,
+                                   bool clean) {
+  if (stopping_) {
+    slot.state = SlotState::kStopped;
+    LOG(INFO) << slot.Label() << " stopped (" << slot.last_exit << ")";
+    Publish();
+    CheckStopped();
     return;
   }
   ScheduleRespawn(slot, uptime, clean);
 }
 
-void SupervisorImpl::RecordExit(Slot& slot, const ExitStatus& status) {
+void SupervisorImpl::RecordExit(Slot& slot, const Child& child, const ExitStatus& status) {
   slot.last_exit = DescribeExit(status);
-  if (!slot.load_error.empty()) {
-    slot.reason = slot.load_error;
+  if (!child.load_error.empty()) {
+    slot.reason = child.load_error;
   } else if (!status.signaled && status.code != kExitClean) {
-    const std::string_view name = ExitCodeName(status.code);
-    slot.reason = name.empty() ? slot.last_exit : absl::StrCat(slot.last_exit, " (", std::string(name), ")");
+    const std::string name(ExitCodeName(status.code));
+    slot.reason = name.empty() ? slot.last_exit : absl::StrCat(slot.last_exit, " (", name, ")");
   } else if (status.signaled) {
     slot.reason = absl::StrCat("killed by ", slot.last_exit);
   } else {
@@ -251,77 +353,332 @@ void SupervisorImpl::RecordExit(Slot& slot, const ExitStatus& status) {
   }
 }
 
-void SupervisorImpl::ScheduleRespawn(Slot& slot, std::chrono::milliseconds uptime, bool clean) {
-  const RespawnDecision decision = DecideRespawn(slot.config.restart, slot.backoff, uptime, clean);
+void SupervisorImpl::SpawnCurrent(Slot& slot) {
+  slot.respawn_timer.cancel();
+  slot.current = Spawn(slot);
+  if (!slot.current) {
+    ScheduleRespawn(slot, Clock::duration::zero(), /*clean=*/false);
+    return;
+  }
+  slot.state = SlotState::kStarting;
+}
+
+void SupervisorImpl::ScheduleRespawn(Slot& slot, Clock::duration uptime, bool clean) {
+  const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(uptime);
+  const RespawnDecision decision = DecideRespawn(slot.policy, slot.backoff, up, clean);
+  ++slot.restarts;
   if (decision.give_up) {
     slot.state = SlotState::kFailed;
     LOG(ERROR) << slot.Label() << ": gave up after " << slot.backoff.young_failures
                << " young failures; last: " << slot.reason;
-    Publish();
-    CheckSettled();
-    return;
-  }
-  ++slot.restarts;
-  if (decision.delay.count() == 0) {
+  } else if (decision.delay.count() == 0) {
     LOG(INFO) << slot.Label() << " ended (" << slot.last_exit << "), respawning";
-    Spawn(slot);
-    Publish();
-    return;
+    SpawnCurrent(slot);
+  } else {
+    slot.state = SlotState::kBackoff;
+    LOG(WARNING) << slot.Label() << " died young (" << slot.reason << "); respawning in "
+                 << decision.delay.count() << " ms";
+    slot.respawn_timer.expires_after(decision.delay);
+    slot.respawn_timer.async_wait([this, &slot](boost::system::error_code ec) {
+      if (!ec && slot.state == SlotState::kBackoff && !stopping_) {
+        SpawnCurrent(slot);
+        Publish();
+      }
+    });
   }
-  slot.state = SlotState::kBackoff;
-  LOG(WARNING) << slot.Label() << " died young (" << slot.reason << "); respawning in "
-               << decision.delay.count() << " ms";
-  slot.respawn_timer.expires_after(decision.delay);
-  slot.respawn_timer.async_wait([this, &slot](boost::system::error_code ec) {
-    if (!ec && slot.state == SlotState::kBackoff && !stopping_) {
-      Spawn(slot);
-      Publish();
-    }
-  });
+  if (slot.state != SlotState::kStarting && slot.on_restarted) {
+    std::exchange(slot.on_restarted, nullptr)(
+        absl::UnavailableError(absl::StrCat(slot.Label(), ": ", slot.reason)));
+  }
   Publish();
   CheckSettled();
 }
 
+void SupervisorImpl::Terminate(const std::shared_ptr<Child>& child,
+                               std::chrono::milliseconds wait, const std::string& label) {
+  (void)os_.Kill(child->pid, SIGTERM);
+  // The child bounds its own shutdown by `wait`; this is the backstop if it cannot.
+  child->kill_timer.expires_after(wait + std::chrono::milliseconds(500));
+  std::weak_ptr<Child> weak = child;
+  child->kill_timer.async_wait([this, weak, label](boost::system::error_code ec) {
+    auto c = weak.lock();
+    if (!ec && c && c->pidfd) {
+      LOG(WARNING) << label << " (pid " << c->pid << ") did not exit in time; sending SIGKILL";
+      (void)os_.Kill(c->pid, SIGKILL);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload.
+
+void SupervisorImpl::Reload(std::function<void(absl::Status)> done) {
+  if (stopping_) {
+    done(absl::UnavailableError("the server is stopping"));
+    return;
+  }
+  if (reloading_) {
+    next_reload_waiters_.push_back(std::move(done));
+    return;
+  }
+  reloading_ = true;
+  reload_waiters_.push_back(std::move(done));
+  for (auto& slot : slots_) {
+    if (slot->kind == SlotKind::kWorker || (slot->process && slot->process->reload)) {
+      reload_plan_.push_back(slot.get());
+    }
+  }
+  LOG(INFO) << "reload: replacing " << reload_plan_.size() << " slot(s), one at a time";
+  ReloadNext();
+}
+
+void SupervisorImpl::ReloadNext() {
+  if (reload_plan_.empty()) {
+    FinishReload(absl::OkStatus());
+    return;
+  }
+  Slot& slot = *reload_plan_.front();
+  if (slot.kind == SlotKind::kWorker) {
+    ReloadWorker(slot);
+  } else {
+    ReloadProcess(slot);
+  }
+}
+
+void SupervisorImpl::ReloadWorker(Slot& slot) {
+  slot.replacement = Spawn(slot);
+  if (!slot.replacement) {
+    FinishReload(absl::InternalError(absl::StrCat(slot.Label(), ": cannot fork a replacement")));
+  }
+}
+
+void SupervisorImpl::ReloadProcess(Slot& slot) {
+  slot.on_restarted = [this](const absl::Status& status) {
+    if (!status.ok()) {
+      FinishReload(status);
+      return;
+    }
+    reload_plan_.pop_front();
+    ReloadNext();
+  };
+  if (slot.current) {
+    Terminate(slot.current, slot.exit_wait, slot.Label());
+  } else {
+    SpawnCurrent(slot);
+    Publish();
+  }
+}
+
+void SupervisorImpl::PromoteReplacement(Slot& slot) {
+  std::shared_ptr<Child> old = std::move(slot.current);
+  slot.current = std::move(slot.replacement);
+  slot.state = SlotState::kRunning;
+  slot.reason.clear();
+  slot.backoff = {};
+  slot.respawn_timer.cancel();
+  if (old) {
+    LOG(INFO) << slot.Label() << ": pid " << slot.current->pid << " is serving; pid " << old->pid
+              << " drains";
+    Terminate(old, slot.exit_wait, slot.Label());
+    retired_.push_back(std::move(old));
+  }
+  Publish();
+  if (!reload_plan_.empty() && reload_plan_.front() == &slot) {
+    reload_plan_.pop_front();
+    ReloadNext();
+  }
+}
+
+void SupervisorImpl::OnReplacementExit(Slot& slot, const std::shared_ptr<Child>& child) {
+  slot.replacement.reset();
+  const std::string reason = child->load_error.empty() ? slot.reason : child->load_error;
+  LOG(ERROR) << "reload: " << slot.Label() << " replacement (pid " << child->pid
+             << ") failed: " << reason << "; the old worker keeps serving";
+  Publish();
+  FinishReload(absl::FailedPreconditionError(
+      absl::StrCat(slot.Label(), ": the new worker failed to start: ", reason)));
+}
+
+void SupervisorImpl::FinishReload(const absl::Status& result) {
+  LOG(INFO) << "reload " << (result.ok() ? "finished" : "failed: " + std::string(result.message()));
+  reload_plan_.clear();
+  reloading_ = false;
+  for (auto& done : std::exchange(reload_waiters_, {})) {
+    done(result);
+  }
+  if (!next_reload_waiters_.empty()) {
+    std::vector<std::function<void(absl::Status)>> next = std::exchange(next_reload_waiters_, {});
+    for (size_t i = 1; i < next.size(); ++i) {
+      reload_waiters_.push_back(std::move(next[i]));
+    }
+    Reload(std::move(next[0]));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control requests.
+
+void SupervisorImpl::HandleRequest(const json& request, std::function<void(json)> reply) {
+  const std::string op =
+      request.is_object() && request.contains("op") && request["op"].is_string()
+          ? request["op"].get<std::string>()
+          : "";
+  if (op == "list") {
+    reply(Reply(200, List(), "ok"));
+  } else if (op == "restart") {
+    reply(Restart(request));
+  } else if (op == "send") {
+    reply(Send(request));
+  } else if (op == "reload") {
+    Reload([reply](absl::Status s) {
+      reply(s.ok() ? Reply(200, nullptr, "reload finished")
+                   : Reply(500, nullptr, absl::StrCat("reload failed: ", s.message())));
+    });
+  } else {
+    reply(Reply(400, nullptr, absl::StrCat("unknown control request '", op, "'")));
+  }
+}
+
+json SupervisorImpl::List() const {
+  json out = json::array();
+  const std::int64_t now = absl::ToUnixMillis(absl::Now());
+  for (const SlotRecord& r : Snapshot()) {
+    json entry = ToJson(r);
+    entry["uptime_ms"] = r.pid != 0 ? now - r.started_at_ms : 0;
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+std::vector<Slot*> SupervisorImpl::SelectSlots(const json& request, json& error) {
+  std::vector<Slot*> out;
+  const json target = request.value("target", json::object());
+  if (target.contains("pid")) {
+    const pid_t pid = target["pid"].is_number_integer() ? target["pid"].get<pid_t>() : 0;
+    for (auto& slot : slots_) {
+      if (slot->current && slot->current->pid == pid && pid > 0) {
+        const bool start_matches =
+            !target.contains("start_time") ||
+            target["start_time"] == json(slot->current->start_time);
+        // The recorded start time must still be the process's: the pid was not reused.
+        const bool same_process = os_.StartTime(pid).value_or(0) == slot->current->start_time;
+        if (start_matches && same_process) {
+          out.push_back(slot.get());
+        }
+      }
+    }
+    if (out.empty()) {
+      error = Reply(403, nullptr,
+                    absl::StrCat("pid ", target["pid"].dump(),
+                                 " is not a live process of this server; refusing to signal it"));
+    }
+    return out;
+  }
+  const std::string name = target.value("name", "");
+  const std::string group = target.value("group", "");
+  const bool has_index = target.contains("index");
+  const int index = has_index && target["index"].is_number_integer() ? target["index"].get<int>() : -1;
+  for (auto& slot : slots_) {
+    const bool by_name = !name.empty() && slot->name == name && (!has_index || slot->index == index);
+    const bool by_group = !group.empty() && slot->group == group;
+    if (by_name || by_group) {
+      out.push_back(slot.get());
+    }
+  }
+  if (out.empty()) {
+    error = Reply(404, nullptr,
+                  name.empty() && group.empty()
+                      ? std::string("no target: give a pid, a name (and index) or a group")
+                      : absl::StrCat("no slot matches ", target.dump()));
+  }
+  return out;
+}
+
+json SupervisorImpl::Restart(const json& request) {
+  json error;
+  std::vector<Slot*> slots = SelectSlots(request, error);
+  if (slots.empty()) {
+    return error;
+  }
+  return RestartSlots(slots);
+}
+
+json SupervisorImpl::RestartSlots(const std::vector<Slot*>& slots) {
+  json restarted = json::array();
+  for (Slot* slot : slots) {
+    json entry = {{"kind", slot->kind == SlotKind::kWorker ? "worker" : "process"},
+                  {"name", slot->name},
+                  {"index", slot->index},
+                  {"pid", slot->current ? slot->current->pid : 0}};
+    if (slot->current) {
+      LOG(INFO) << slot->Label() << " (pid " << slot->current->pid << "): restart requested";
+      Terminate(slot->current, slot->exit_wait, slot->Label());
+    } else if (!stopping_ && slot->state != SlotState::kStarting) {
+      LOG(INFO) << slot->Label() << ": restart requested while " << StateName(slot->state);
+      slot->backoff = {};
+      SpawnCurrent(*slot);
+    }
+    restarted.push_back(std::move(entry));
+  }
+  Publish();
+  return Reply(200, {{"restarted", restarted}}, "restarting");
+}
+
+json SupervisorImpl::Send(const json& request) {
+  const json target = request.value("target", json::object());
+  const std::string name = target.value("name", "");
+  const int index = target.value("index", 0);
+  for (auto& slot : slots_) {
+    if (slot->kind != SlotKind::kProcess || slot->name != name || slot->index != index) {
+      continue;
+    }
+    if (!slot->current || !slot->current->ready) {
+      return Reply(503, nullptr,
+                   absl::StrCat(slot->Label(), " is not running (", StateName(slot->state),
+                                slot->reason.empty() ? "" : ": " + slot->reason, ")"));
+    }
+    slot->current->channel->Send(FrameType::kMessage, request.value("message", ""));
+    return Reply(200, {{"pid", slot->current->pid}}, "delivered");
+  }
+  return Reply(404, nullptr, absl::StrCat("no process ", name, " ", index));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stop, registry, readiness.
+
 void SupervisorImpl::Stop(std::function<void()> on_stopped) {
   stopping_ = true;
   on_stopped_ = std::move(on_stopped);
+  if (reloading_) {
+    next_reload_waiters_.clear();
+    FinishReload(absl::UnavailableError("the server is stopping"));
+  }
   for (auto& slot : slots_) {
     slot->respawn_timer.cancel();
-    if (slot->pid == 0) {
-      slot->state = SlotState::kStopped;
-      continue;
-    }
-    slot->state = SlotState::kStopping;
-    (void)os_.Kill(slot->pid, SIGTERM);
-    // The child bounds its own OnShutdown by max_exit_wait; this is the backstop if it cannot.
-    slot->kill_timer.expires_after(slot->config.max_exit_wait + std::chrono::milliseconds(500));
-    slot->kill_timer.async_wait([this, s = slot.get(), gen = slot->generation](auto ec) {
-      if (!ec && gen == s->generation && s->pid != 0) {
-        LOG(WARNING) << s->Label() << " (pid " << s->pid << ") ignored SIGTERM; sending SIGKILL";
-        (void)os_.Kill(s->pid, SIGKILL);
+    slot->state = slot->current ? SlotState::kStopping : SlotState::kStopped;
+    for (const auto& child : {slot->current, slot->replacement}) {
+      if (child) {
+        Terminate(child, slot->exit_wait, slot->Label());
       }
-    });
+    }
+    if (slot->replacement) {
+      retired_.push_back(std::exchange(slot->replacement, nullptr));
+    }
   }
-  Publish();
-  CheckStopped();
-}
-
-void SupervisorImpl::MarkStopped(Slot& slot) {
-  slot.state = SlotState::kStopped;
-  LOG(INFO) << slot.Label() << " stopped (" << slot.last_exit << ")";
   Publish();
   CheckStopped();
 }
 
 void SupervisorImpl::CheckStopped() {
+  if (!on_stopped_ || !retired_.empty()) {
+    return;
+  }
   for (const auto& slot : slots_) {
-    if (slot->state != SlotState::kStopped) {
+    if (slot->current) {
       return;
     }
   }
-  if (on_stopped_) {
-    std::exchange(on_stopped_, nullptr)();
-  }
+  std::exchange(on_stopped_, nullptr)();
 }
 
 void SupervisorImpl::CheckSettled() {
@@ -340,17 +697,19 @@ std::vector<SlotRecord> SupervisorImpl::Snapshot() const {
   std::vector<SlotRecord> out;
   out.reserve(slots_.size());
   for (const auto& s : slots_) {
-    out.push_back({.kind = "process",
-                   .name = s->config.name,
-                   .group = s->config.group,
+    const Child* c = s->current.get();
+    out.push_back({.kind = s->kind == SlotKind::kWorker ? "worker" : "process",
+                   .name = s->name,
+                   .group = s->group,
                    .index = s->index,
-                   .pid = s->pid,
-                   .start_time = s->start_time,
+                   .pid = c ? c->pid : 0,
+                   .start_time = c ? c->start_time : 0,
+                   .started_at_ms = c ? c->started_at_ms : 0,
                    .state = StateName(s->state),
                    .restarts = s->restarts,
                    .last_exit = s->last_exit,
                    .reason = s->reason,
-                   .unit = s->config.unit});
+                   .unit = s->unit});
   }
   return out;
 }
@@ -363,10 +722,9 @@ void SupervisorImpl::Publish() {
 
 }  // namespace
 
-std::unique_ptr<Supervisor> NewSupervisor(asio::io_context& io, Os& os,
-                                          const std::vector<ProcessConfig>& processes,
+std::unique_ptr<Supervisor> NewSupervisor(asio::io_context& io, Os& os, SupervisorOptions options,
                                           Registry& registry) {
-  return std::make_unique<SupervisorImpl>(io, os, processes, registry);
+  return std::make_unique<SupervisorImpl>(io, os, std::move(options), registry);
 }
 
 }  // namespace sprocket

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <type_traits>
 
 #include "process/process.h"
 #include "process/unit_abi.h"
@@ -31,10 +32,12 @@ struct __attribute__((visibility("hidden"))) Registration {
 // The head of this unit's list (defined in unit_entry.cc, linked into every unit).
 __attribute__((visibility("hidden"))) void Register(Registration* registration);
 
-template <typename T>
+// Base is the kind's base class (Process, Controller): the host casts the void* back to it.
+template <typename Base, typename T>
 int Create(void** out, char* err, size_t err_len) {
+  static_assert(std::is_base_of_v<Base, T>, "registered class must derive from the kind's base");
   try {
-    *out = static_cast<Process*>(new T());
+    *out = static_cast<Base*>(new T());
     return 0;
   } catch (const std::exception& e) {
     std::snprintf(err, err_len, "constructor threw: %s", e.what());
@@ -44,9 +47,9 @@ int Create(void** out, char* err, size_t err_len) {
   return -ECANCELED;
 }
 
-template <typename T>
+template <typename Base>
 void Destroy(void* instance) {
-  delete static_cast<Process*>(instance);
+  delete static_cast<Base*>(instance);
 }
 
 struct __attribute__((visibility("hidden"))) Registrar {
@@ -58,16 +61,20 @@ struct __attribute__((visibility("hidden"))) Registrar {
 #define SPROCKET_INTERNAL_CONCAT2(a, b) a##b
 #define SPROCKET_INTERNAL_CONCAT(a, b) SPROCKET_INTERNAL_CONCAT2(a, b)
 
-// Registers process class `cls` (derived from sprocket::Process, default-constructible) as `name`.
-#define SPROCKET_PROCESS_AS(cls, name)                                                        \
+// Registers `cls` (derived from `base`, default-constructible) as `name`, of unit class `kind`.
+#define SPROCKET_INTERNAL_REGISTER(kind, base, cls, name)                                     \
   static ::sprocket::unit_internal::Registration SPROCKET_INTERNAL_CONCAT(                    \
       sprocket_registration_, __LINE__){                                                      \
-      {SPROCKET_UNIT_PROCESS, name, &::sprocket::unit_internal::Create<cls>,                  \
-       &::sprocket::unit_internal::Destroy<cls>},                                             \
+      {kind, name, &::sprocket::unit_internal::Create<base, cls>,                             \
+       &::sprocket::unit_internal::Destroy<base>},                                            \
       nullptr};                                                                               \
   static ::sprocket::unit_internal::Registrar SPROCKET_INTERNAL_CONCAT(sprocket_registrar_,   \
                                                                        __LINE__)(             \
       &SPROCKET_INTERNAL_CONCAT(sprocket_registration_, __LINE__))
+
+// Registers process class `cls` (derived from sprocket::Process) as `name`.
+#define SPROCKET_PROCESS_AS(cls, name) \
+  SPROCKET_INTERNAL_REGISTER(SPROCKET_UNIT_PROCESS, ::sprocket::Process, cls, name)
 
 // Registers process class `cls` under its own name.
 #define SPROCKET_PROCESS(cls) SPROCKET_PROCESS_AS(cls, #cls)

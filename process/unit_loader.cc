@@ -16,11 +16,15 @@ namespace {
 
 constexpr char kExitCodePayload[] = "sprocket.dev/exit_code";
 
-absl::Status LoadError(int exit_code, std::string message) {
+}  // namespace
+
+absl::Status UnitLoadError(int exit_code, std::string message) {
   absl::Status status = absl::FailedPreconditionError(std::move(message));
   status.SetPayload(kExitCodePayload, absl::Cord(absl::StrCat(exit_code)));
   return status;
 }
+
+namespace {
 
 const char* KindName(std::uint32_t kind) {
   return kind == SPROCKET_UNIT_CONTROLLER ? "controller" : "process";
@@ -33,13 +37,13 @@ absl::StatusOr<std::shared_ptr<UnitHandle>> UnitHandle::Open(const std::string& 
   // RTLD_LOCAL: two units in one process never resolve against each other.
   void* dl = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (dl == nullptr) {
-    return LoadError(kExitUnitOpen, absl::StrCat("cannot load unit: ", ::dlerror()));
+    return UnitLoadError(kExitUnitOpen, absl::StrCat("cannot load unit: ", ::dlerror()));
   }
   auto entry = reinterpret_cast<sprocket_unit_entry_fn>(::dlsym(dl, SPROCKET_UNIT_ENTRY_SYMBOL));
   if (entry == nullptr) {
     std::string why = ::dlerror();
     ::dlclose(dl);
-    return LoadError(kExitUnitEntry,
+    return UnitLoadError(kExitUnitEntry,
                      absl::StrCat("unit ", path, " has no ", SPROCKET_UNIT_ENTRY_SYMBOL,
                                   " (not built with sprocket_unit?): ", why));
   }
@@ -47,7 +51,7 @@ absl::StatusOr<std::shared_ptr<UnitHandle>> UnitHandle::Open(const std::string& 
   if (table == nullptr || table->abi_version != SPROCKET_UNIT_ABI_VERSION) {
     const unsigned got = table == nullptr ? 0 : table->abi_version;
     ::dlclose(dl);
-    return LoadError(kExitUnitAbi,
+    return UnitLoadError(kExitUnitAbi,
                      absl::StrFormat("unit %s was built for unit ABI version %u; this server "
                                      "speaks version %u: rebuild the unit",
                                      path, got, SPROCKET_UNIT_ABI_VERSION));
@@ -67,10 +71,21 @@ absl::StatusOr<const sprocket_unit_class*> UnitHandle::FindClass(
     }
     known.push_back(absl::StrCat(KindName(cls.kind), " ", cls.name));
   }
-  return LoadError(kExitUnitClass,
+  return UnitLoadError(kExitUnitClass,
                    absl::StrFormat("unit %s registers no %s class '%s' (it has: %s)", path_,
                                    KindName(kind), name,
                                    known.empty() ? "nothing" : absl::StrJoin(known, ", ")));
+}
+
+std::vector<const sprocket_unit_class*> UnitHandle::ClassesOfKind(
+    sprocket_unit_class_kind kind) const {
+  std::vector<const sprocket_unit_class*> out;
+  for (std::size_t i = 0; i < table_->class_count; ++i) {
+    if (table_->classes[i].kind == static_cast<std::uint32_t>(kind)) {
+      out.push_back(&table_->classes[i]);
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<void*> CreateUnitInstance(const UnitHandle& unit, const sprocket_unit_class& cls) {
@@ -79,7 +94,7 @@ absl::StatusOr<void*> CreateUnitInstance(const UnitHandle& unit, const sprocket_
   const int r = cls.create(&instance, err, sizeof(err));
   if (r < 0 || instance == nullptr) {
     err[sizeof(err) - 1] = '\0';
-    return LoadError(kExitUnitConstruct, absl::StrFormat("unit %s: class '%s': %s", unit.path(),
+    return UnitLoadError(kExitUnitConstruct, absl::StrFormat("unit %s: class '%s': %s", unit.path(),
                                                          cls.name, err[0] ? err : "create failed"));
   }
   return instance;

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,6 +35,8 @@ class UnitHandle {
   // The registration of class `name` of `kind`, or an error listing what the unit does have.
   absl::StatusOr<const sprocket_unit_class*> FindClass(sprocket_unit_class_kind kind,
                                                        const std::string& name) const;
+  // Every registration of `kind`, in the unit's order.
+  std::vector<const sprocket_unit_class*> ClassesOfKind(sprocket_unit_class_kind kind) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -92,6 +95,9 @@ absl::StatusOr<UnitObject<T>> LoadUnitObject(const std::string& path,
   }
   return UnitObject<T>(*std::move(unit), *cls, *instance);
 }
+
+// A load error carrying the child exit code (process/exit_codes.h) for its kind of failure.
+absl::Status UnitLoadError(int exit_code, std::string message);
 
 // The child exit code (process/exit_codes.h) for a load error from this module.
 int UnitLoadExitCode(const absl::Status& status);

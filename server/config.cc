@@ -336,7 +336,9 @@ nlohmann::json ToJson(const TomlValue& v) {
 // Reading [[process]] tables. Each known field has a reader; any other key is an error, because a
 // typo would otherwise silently keep the default.
 
-using FieldReader = absl::Status (*)(const TomlValue&, const FieldName&, ProcessConfig&);
+template <typename T>
+using FieldReaderOf = absl::Status (*)(const TomlValue&, const FieldName&, T&);
+using FieldReader = FieldReaderOf<ProcessConfig>;
 
 const std::map<std::string, FieldReader>& RestartFields() {
   static const auto* const kFields = new std::map<std::string, FieldReader>{
@@ -357,8 +359,10 @@ const std::map<std::string, FieldReader>& RestartFields() {
 }
 
 // Reads each key of `table` with its reader from `fields`; sub-fields are named "PREFIX.KEY".
-absl::Status ReadFields(const TomlValue& table, const std::map<std::string, FieldReader>& fields,
-                        const FieldName& parent, ProcessConfig& p) {
+template <typename T>
+absl::Status ReadFields(const TomlValue& table,
+                        const std::map<std::string, FieldReaderOf<T>>& fields,
+                        const FieldName& parent, T& p) {
   for (const auto& [key, value] : table.as_table()) {
     FieldName f{parent.label, parent.path.empty() ? key : absl::StrCat(parent.path, ".", key)};
     auto it = fields.find(key);
@@ -405,6 +409,93 @@ const std::map<std::string, FieldReader>& ProcessFields() {
   return *kFields;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The [http] table.
+
+absl::Status ReadStrings(const TomlValue& v, const FieldName& f, std::vector<std::string>& out) {
+  if (!v.is_array()) {
+    return TypeError(v, f, "an array of strings");
+  }
+  out.clear();
+  for (const TomlValue& element : v.as_array()) {
+    std::string s;
+    if (absl::Status status = ReadString(element, f, s); !status.ok()) {
+      return status;
+    }
+    out.push_back(std::move(s));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadSize(const TomlValue& v, const FieldName& f, std::size_t& out) {
+  if (!v.is_integer() || v.as_integer() < 0) {
+    return TypeError(v, f, "a non-negative integer (bytes)");
+  }
+  out = static_cast<std::size_t>(v.as_integer());
+  return absl::OkStatus();
+}
+
+using HttpReader = FieldReaderOf<HttpConfig>;
+
+const std::map<std::string, HttpReader>& HttpFields() {
+  static const auto* const kFields = new std::map<std::string, HttpReader>{
+      {"listen", [](const TomlValue& v, const FieldName& f,
+                    HttpConfig& h) { return ReadStrings(v, f, h.listen); }},
+      {"workers", [](const TomlValue& v, const FieldName& f,
+                     HttpConfig& h) { return ReadInt(v, f, h.workers); }},
+      {"units", [](const TomlValue& v, const FieldName& f,
+                   HttpConfig& h) { return ReadStrings(v, f, h.units); }},
+      {"max_wait_time_ms", [](const TomlValue& v, const FieldName& f,
+                              HttpConfig& h) { return ReadMillis(v, f, h.max_wait_time); }},
+      {"admin_token", [](const TomlValue& v, const FieldName& f,
+                         HttpConfig& h) { return ReadString(v, f, h.admin_token); }},
+      {"max_body_bytes", [](const TomlValue& v, const FieldName& f,
+                            HttpConfig& h) { return ReadSize(v, f, h.max_body_bytes); }},
+      {"max_header_bytes", [](const TomlValue& v, const FieldName& f,
+                              HttpConfig& h) { return ReadSize(v, f, h.max_header_bytes); }},
+      {"max_connections", [](const TomlValue& v, const FieldName& f,
+                             HttpConfig& h) { return ReadInt(v, f, h.max_connections); }},
+      {"keep_alive_timeout_ms",
+       [](const TomlValue& v, const FieldName& f, HttpConfig& h) {
+         return ReadMillis(v, f, h.keep_alive_timeout);
+       }},
+      {"request_timeout_ms", [](const TomlValue& v, const FieldName& f,
+                                HttpConfig& h) { return ReadMillis(v, f, h.request_timeout); }},
+  };
+  return *kFields;
+}
+
+// The rule an [http] table breaks, by TOML field name.
+std::optional<FieldError> CheckHttp(const HttpConfig& h) {
+  if (h.workers < 0 || h.workers > 1024) {
+    return FieldError{"workers", absl::StrFormat("must be from 0 to 1024, got %d", h.workers)};
+  }
+  if (h.workers > 0 && h.listen.empty()) {
+    return FieldError{"listen", "must name at least one HOST:PORT when workers > 0"};
+  }
+  for (const std::string& address : h.listen) {
+    if (absl::StatusOr<std::pair<std::string, int>> a = ParseListenAddress(address); !a.ok()) {
+      return FieldError{"listen", std::string(a.status().message())};
+    }
+  }
+  for (const std::string& unit : h.units) {
+    if (std::optional<std::string> problem = CheckUnitFile(unit)) {
+      return FieldError{"units", *problem};
+    }
+  }
+  if (h.max_wait_time.count() <= 0 || h.keep_alive_timeout.count() <= 0 ||
+      h.request_timeout.count() <= 0) {
+    return FieldError{"max_wait_time_ms", "timeouts must be positive"};
+  }
+  if (h.max_connections < 1 || h.max_header_bytes < 256) {
+    return FieldError{"max_connections", "max_connections must be >= 1, max_header_bytes >= 256"};
+  }
+  return std::nullopt;
+}
+
+absl::Status ReadHttp(const TomlValue& v, const std::filesystem::path& config_dir,
+                      HttpConfig& http);
+
 // The value at a dotted field path, or the innermost table on the way when it is not set: a
 // missing field is reported at its [[process]] (or [process.restart]) header.
 const TomlValue& LocateField(const TomlValue& table, absl::string_view path) {
@@ -424,6 +515,25 @@ std::string ResolveUnit(const std::filesystem::path& config_dir, const std::stri
     return unit;
   }
   return (config_dir / unit).lexically_normal().string();
+}
+
+absl::Status ReadHttp(const TomlValue& v, const std::filesystem::path& config_dir,
+                      HttpConfig& http) {
+  if (!v.is_table()) {
+    return TypeError(v, {"", "http"}, "a table ([http])");
+  }
+  if (absl::Status status = ReadFields(v, HttpFields(), FieldName{"http", ""}, http);
+      !status.ok()) {
+    return status;
+  }
+  for (std::string& unit : http.units) {
+    unit = ResolveUnit(config_dir, unit);
+  }
+  if (std::optional<FieldError> error = CheckHttp(http)) {
+    return ErrorAt(LocateField(v, error->field),
+                   absl::StrFormat("http: field '%s': %s", error->field, error->message));
+  }
+  return absl::OkStatus();
 }
 
 // The label before the fields are read, so type errors already name the process.
@@ -488,6 +598,9 @@ absl::StatusOr<ServerConfig> BuildConfig(const TomlValue& root,
       status = ReadString(value, {"", key}, config.run_dir);
     } else if (key == "process") {
       status = ReadProcesses(value, config_dir, config.processes);
+    } else if (key == "http") {
+      config.has_http = true;
+      status = ReadHttp(value, config_dir, config.http);
     } else {
       status = ErrorAt(value, absl::StrFormat("unknown field '%s'", key));
     }
@@ -547,6 +660,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
         absl::StrFormat("process '%s': field 'name': duplicate name (registrations #%d and #%d)",
                         processes[dup->second].name, dup->first + 1, dup->second + 1));
   }
+  if (std::optional<FieldError> error = CheckHttp(config.http)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("http: field '%s': %s", error->field, error->message));
+  }
   return absl::OkStatus();
 }
 
@@ -556,6 +673,31 @@ void MergeConfig(ServerConfig& base, ServerConfig extra) {
   }
   base.processes.insert(base.processes.end(), std::make_move_iterator(extra.processes.begin()),
                         std::make_move_iterator(extra.processes.end()));
+  if (extra.has_http) {
+    std::vector<std::string> units = std::move(base.http.units);
+    units.insert(units.end(), extra.http.units.begin(), extra.http.units.end());
+    base.http = std::move(extra.http);
+    base.http.units = std::move(units);
+    base.has_http = true;
+  }
+}
+
+absl::StatusOr<std::pair<std::string, int>> ParseListenAddress(const std::string& address) {
+  const std::size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("'%s' is not HOST:PORT (e.g. 127.0.0.1:9501 or [::1]:9501)", address));
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("'%s': the port must be a number from 0 to 65535", address));
+  }
+  return std::make_pair(host, port);
 }
 
 }  // namespace sprocket

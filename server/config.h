@@ -25,9 +25,22 @@
 //   backoff_max_ms = 30000
 //   stable_after_ms = 1000
 //   give_up_after = 0
+//
+//   [http]
+//   listen = ["127.0.0.1:9501"]
+//   workers = 2
+//   units = ["units/libapi.so"]   # controller units, relative to the config file's folder
+//   max_wait_time_ms = 3000       # drain bound for a replaced or stopping worker
+//   admin_token = ""
+//   max_body_bytes = 1048576
+//   max_header_bytes = 8192
+//   max_connections = 4096        # per worker
+//   keep_alive_timeout_ms = 15000
+//   request_timeout_ms = 30000
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -40,6 +53,9 @@ struct ServerConfig {
   // Empty: $RUNTIME_DIRECTORY when systemd sets it, else the --run_dir flag's default.
   std::string run_dir;
   std::vector<ProcessConfig> processes;
+  HttpConfig http;
+  // Set by LoadConfigFile when the file has an [http] table (MergeConfig then takes its fields).
+  bool has_http = false;
 };
 
 // Parses and validates a TOML config file. Every error is InvalidArgument with one line that
@@ -54,7 +70,11 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
 absl::Status ValidateConfig(const ServerConfig& config);
 
 // Adds `extra`'s processes to `base` (the hook's registrations first, then the file's);
-// a run_dir set in `extra` wins.
+// a run_dir set in `extra` wins; when `extra` has an [http] table its settings win and its
+// controller units are added after `base`'s.
 void MergeConfig(ServerConfig& base, ServerConfig extra);
+
+// Parses "HOST:PORT" or "[V6HOST]:PORT" into host and port.
+absl::StatusOr<std::pair<std::string, int>> ParseListenAddress(const std::string& address);
 
 }  // namespace sprocket

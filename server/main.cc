@@ -1,6 +1,7 @@
-// //server: the sprocket server. With --config=FILE it runs the file's registrations; with no
-// arguments it runs the embedded default, the seed's examples from a unit built beside it:
-// testProcess x2 (logs its name and arg) and processReload (logs every 3 s).
+// //server: the sprocket server. It always serves the default controllers (GET /, GET /process,
+// POST /process/restart, POST /process/send) from a unit built beside it. With --config=FILE it
+// runs the file's registrations; with no arguments it runs the embedded default, the seed's
+// examples: testProcess x2 (logs its name and arg) and processReload (logs every 3 s).
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
@@ -8,13 +9,33 @@
 
 namespace {
 
-absl::Status EmbeddedDefault(sprocket::ServerConfig& config) {
-  const std::string unit = sprocket::RunfilePath("sprocket/process/seed/libseed_processes.so");
+// A unit built beside the binary, from its Bazel runfiles.
+absl::StatusOr<std::string> BundledUnit(const std::string& path) {
+  const std::string unit = sprocket::RunfilePath(path);
   if (unit.empty()) {
-    return absl::FailedPreconditionError(
-        "the embedded default needs the seed unit from the Bazel runfiles: run it with "
-        "`bazel run //server`, or pass --config=FILE");
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot find the bundled unit ", path, " in the Bazel runfiles: run the server with "
+        "`bazel run //server` or from bazel-bin"));
   }
+  return unit;
+}
+
+absl::Status DefaultControllers(sprocket::ServerConfig& config) {
+  absl::StatusOr<std::string> unit =
+      BundledUnit("sprocket/controllers/default/libdefault_controllers.so");
+  if (!unit.ok()) {
+    return unit.status();
+  }
+  config.http.units.push_back(*unit);
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedDefault(sprocket::ServerConfig& config) {
+  absl::StatusOr<std::string> seed = BundledUnit("sprocket/process/seed/libseed_processes.so");
+  if (!seed.ok()) {
+    return seed.status();
+  }
+  const std::string unit = *seed;
   sprocket::ProcessConfig test;
   test.name = "testProcess";
   test.group = "seed";
@@ -37,6 +58,7 @@ absl::Status EmbeddedDefault(sprocket::ServerConfig& config) {
 
 int main(int argc, char** argv) {
   sprocket::ServerOptions options;
+  options.main_server_create = DefaultControllers;
   options.default_config = EmbeddedDefault;
   return sprocket::RunServer(argc, argv, options);
 }

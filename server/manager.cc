@@ -5,64 +5,99 @@
 #include <glog/logging.h>
 
 #include "absl/strings/str_cat.h"
-#include "process/channel.h"
+#include "controllers/worker_runtime.h"
 #include "process/fork_setup.h"
+#include "process/frame_channel.h"
 #include "process/os.h"
 #include "process/process_title.h"
 #include "process/registry.h"
 #include "process/signal_reader.h"
 #include "process/supervisor.h"
+#include "server/listen.h"
 
 namespace sprocket {
 namespace {
 
-int ManagerMain(const ServerConfig& config, const std::string& run_dir, UniqueFd ready_pipe) {
+using nlohmann::json;
+
+// Control requests from the master: each answered with the request's id.
+void ServeMaster(const std::shared_ptr<FrameChannel>& master, Supervisor& supervisor) {
+  std::weak_ptr<FrameChannel> weak = master;
+  master->Start(
+      [weak, &supervisor](Frame frame) {
+        if (frame.type != FrameType::kRequest) {
+          return;
+        }
+        json request = json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
+        const json id = request.is_object() ? request.value("id", json()) : json();
+        supervisor.HandleRequest(request, [weak, id](json reply) {
+          reply["id"] = id;
+          if (auto channel = weak.lock()) {
+            channel->Send(FrameType::kResponse, reply.dump());
+          }
+        });
+      },
+      [](const absl::Status&) {});  // the master's death kills us (PR_SET_PDEATHSIG)
+}
+
+int ManagerMain(const ServerConfig& config, const std::string& run_dir, UniqueFd channel,
+                const std::vector<int>& listen_fds) {
   boost::asio::io_context io;
   Registry registry(run_dir);
+  std::vector<std::string> listen;
+  for (int fd : listen_fds) {
+    listen.push_back(SocketAddress(fd));
+  }
+  registry.set_listen(std::move(listen));
   const std::string pid_file = absl::StrCat(run_dir, "/", kManagerPidFile);
   if (absl::Status s = WriteFileAtomically(pid_file, absl::StrCat(::getpid(), "\n")); !s.ok()) {
     LOG(WARNING) << "manager: " << s.message() << ", ignoring";
   }
-  std::unique_ptr<Supervisor> supervisor = NewSupervisor(io, RealOs(), config.processes, registry);
-  auto stop = [&] {
-    supervisor->Stop([&] {
-      registry.RemoveSlotFiles();
-      ::unlink(pid_file.c_str());
-      io.stop();
-    });
-  };
+  SupervisorOptions options{config.processes, config.http, WorkerCount(config),
+                            [&](pid_t manager, int index, UniqueFd worker_channel) {
+                              RunWorker(manager, index, std::move(worker_channel), config.http,
+                                        listen_fds);
+                            }};
+  std::unique_ptr<Supervisor> supervisor = NewSupervisor(io, RealOs(), options, registry);
+  std::shared_ptr<FrameChannel> master = FrameChannel::Create(io, std::move(channel));
   absl::StatusOr<std::unique_ptr<SignalReader>> signals =
       SignalReader::Open(io, LoopSignals(), [&](int sig) {
-        if (sig == SIGTERM || sig == SIGINT) {
-          LOG(INFO) << "manager: stopping every process";
-          stop();
+        if (sig != SIGTERM && sig != SIGINT) {
+          return;
         }
+        LOG(INFO) << "manager: stopping every process";
+        supervisor->Stop([&] {
+          registry.RemoveSlotFiles();
+          ::unlink(pid_file.c_str());
+          io.stop();
+        });
       });
   if (!signals.ok()) {
     LOG(ERROR) << "manager: " << signals.status();
     return 1;
   }
-  supervisor->Start([&] {
-    const char ready = kManagerReady;
-    if (absl::Status s = WriteAll(ready_pipe.get(), std::string_view(&ready, 1)); !s.ok()) {
-      LOG(WARNING) << "manager: cannot report ready: " << s.message() << ", ignoring";
-    }
-  });
+  ServeMaster(master, *supervisor);
+  supervisor->Start([&] { master->Send(FrameType::kReady, ""); });
   io.run();
   return 0;
 }
 
 }  // namespace
 
+int WorkerCount(const ServerConfig& config) {
+  return config.http.units.empty() ? 0 : config.http.workers;
+}
+
 void RunManager(pid_t master, const ServerConfig& config, const std::string& run_dir,
-                UniqueFd ready_pipe) {
-  const int keep[] = {ready_pipe.get()};
+                UniqueFd channel, const std::vector<int>& listen_fds) {
+  std::vector<int> keep(listen_fds);
+  keep.push_back(channel.get());
   PrepareForkedChild(master, keep);
   // Our own process group: a Ctrl-C on the terminal reaches only the master, which then stops
   // us and the children in order instead of everyone exiting at once.
   ::setpgid(0, 0);
   SetProcessTitle("sprocket: manager");
-  const int code = ManagerMain(config, run_dir, std::move(ready_pipe));
+  const int code = ManagerMain(config, run_dir, std::move(channel), listen_fds);
   google::FlushLogFiles(google::GLOG_INFO);
   ::_exit(code);
 }

@@ -1,6 +1,7 @@
 #include "server/master.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,14 +11,19 @@
 #include "process/fork_setup.h"
 #include "process/os.h"
 #include "process/process_title.h"
+#include "server/listen.h"
 #include "server/manager.h"
 
 namespace sprocket {
 
 namespace asio = boost::asio;
 
-Master::Master(const ServerConfig& config, RunDirLock lock)
-    : config_(config), lock_(std::move(lock)), respawn_timer_(io_), kill_timer_(io_) {}
+Master::Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd> listen_fds)
+    : config_(config),
+      lock_(std::move(lock)),
+      listen_fds_(std::move(listen_fds)),
+      respawn_timer_(io_),
+      kill_timer_(io_) {}
 
 int Master::Run() {
   SetProcessTitle("sprocket: master");
@@ -28,35 +34,45 @@ int Master::Run() {
     return 1;
   }
   signals_ = *std::move(signals);
+  std::string listening;
+  for (const UniqueFd& fd : listen_fds_) {
+    listening += " http://" + SocketAddress(fd.get());
+  }
   LOG(INFO) << "sprocket master " << ::getpid() << " starting " << config_.processes.size()
-            << " process registration(s); pid registry: " << lock_.dir() << "/"
-            << kRegistryJson << " and " << lock_.dir() << "/NAME.INDEX.pid";
+            << " process registration(s)"
+            << (listening.empty() ? "" : ", HTTP on" + listening) << "; pid registry: "
+            << lock_.dir() << "/" << kRegistryJson << " and " << lock_.dir() << "/NAME.INDEX.pid";
   SpawnManager();
   io_.run();
   return exit_code_;
 }
 
 void Master::SpawnManager() {
-  int pipe[2];
-  PCHECK(::pipe2(pipe, O_CLOEXEC) == 0) << "pipe2";
-  UniqueFd read_end(pipe[0]);
-  UniqueFd write_end(pipe[1]);
+  int pair[2];
+  PCHECK(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) << "socketpair";
+  UniqueFd ours(pair[0]);
+  UniqueFd theirs(pair[1]);
+  std::vector<int> listen_fds;
+  for (const UniqueFd& fd : listen_fds_) {
+    listen_fds.push_back(fd.get());
+  }
   const pid_t self = ::getpid();
   absl::StatusOr<pid_t> pid = RealOs().Fork();
   CHECK(pid.ok()) << pid.status();
   if (*pid == 0) {
-    read_end.Reset();
-    RunManager(self, config_, lock_.dir(), std::move(write_end));
+    ours.Reset();
+    RunManager(self, config_, lock_.dir(), std::move(theirs), listen_fds);
   }
   manager_ = *pid;
   manager_started_ = std::chrono::steady_clock::now();
   absl::StatusOr<UniqueFd> pidfd = RealOs().PidfdOpen(manager_);
   CHECK(pidfd.ok()) << pidfd.status();
   manager_pidfd_.emplace(io_, pidfd->Release());
-  ready_.emplace(io_, read_end.Release());
+  manager_channel_ = FrameChannel::Create(io_, std::move(ours));
+  manager_channel_->Start([this](Frame frame) { OnManagerFrame(std::move(frame)); },
+                          [](const absl::Status&) {});  // the pidfd reports the exit
   LOG(INFO) << "master: manager pid " << manager_;
   WatchManager();
-  ReadReady();
 }
 
 void Master::WatchManager() {
@@ -68,26 +84,62 @@ void Master::WatchManager() {
                              });
 }
 
-void Master::ReadReady() {
-  ready_->async_read_some(asio::buffer(&ready_byte_, 1),
-                          [this](boost::system::error_code ec, std::size_t n) {
-                            if (ec || n != 1 || ready_byte_ != kManagerReady) {
-                              return;
-                            }
-                            if (!ready_once_) {
-                              ready_once_ = true;
-                              LOG(INFO) << "sprocket ready: every process started; registry "
-                                        << lock_.dir() << "/" << kRegistryJson;
-                            }
-                          });
+void Master::OnManagerFrame(Frame frame) {
+  if (frame.type == FrameType::kReady && !ready_once_) {
+    ready_once_ = true;
+    LOG(INFO) << "sprocket ready: every process started; registry " << lock_.dir() << "/"
+              << kRegistryJson;
+    return;
+  }
+  if (frame.type != FrameType::kResponse) {
+    return;
+  }
+  nlohmann::json reply = nlohmann::json::parse(frame.payload, nullptr, false);
+  const std::uint64_t id = reply.is_object() ? reply.value("id", std::uint64_t{0}) : 0;
+  auto it = pending_.find(id);
+  if (it != pending_.end()) {
+    auto done = std::move(it->second);
+    pending_.erase(it);
+    done(std::move(reply));
+  }
+}
+
+void Master::Call(nlohmann::json request, std::function<void(nlohmann::json)> done) {
+  if (!manager_channel_ || manager_ == 0) {
+    done({{"code", 503}, {"result", nullptr}, {"msg", "the manager is not running"}});
+    return;
+  }
+  const std::uint64_t id = next_call_id_++;
+  request["id"] = id;
+  pending_.emplace(id, std::move(done));
+  manager_channel_->Send(FrameType::kRequest, request.dump());
+}
+
+void Master::FailPendingCalls(const std::string& why) {
+  for (auto& [id, done] : std::exchange(pending_, {})) {
+    done({{"code", 503}, {"result", nullptr}, {"msg", why}});
+  }
+}
+
+void Master::Reload() {
+  LOG(INFO) << "master: reloading";
+  Call({{"op", "reload"}}, [](nlohmann::json reply) {
+    if (reply.value("code", 500) == 200) {
+      LOG(INFO) << "master: reload finished";
+    } else {
+      LOG(ERROR) << "master: " << reply.value("msg", std::string("reload failed"));
+    }
+  });
 }
 
 void Master::OnManagerExit() {
   absl::StatusOr<ExitStatus> status = RealOs().WaitPidfd(manager_pidfd_->native_handle());
   CHECK(status.ok()) << status.status();
   manager_pidfd_.reset();
-  ready_.reset();
+  manager_channel_->Close();
+  manager_channel_.reset();
   manager_ = 0;
+  FailPendingCalls("the manager exited before answering");
   if (stopping_) {
     Finish();
     return;
@@ -115,6 +167,10 @@ void Master::OnSignal(int sig) {
     Stop();
     return;
   }
+  if (sig == SIGHUP && !stopping_) {
+    Reload();
+    return;
+  }
   LOG(INFO) << "master: ignoring signal " << sig;
 }
 
@@ -123,6 +179,7 @@ std::chrono::milliseconds Master::StopTimeout() const {
   for (const ProcessConfig& p : config_.processes) {
     longest = std::max(longest, p.max_exit_wait);
   }
+  longest = std::max(longest, config_.http.max_wait_time);
   // The manager SIGKILLs a slot at max_exit_wait + 0.5 s; allow for that, then stop waiting.
   return longest + std::chrono::seconds(2);
 }

@@ -1,11 +1,11 @@
 // File: server/master.h
 //
-// The master process: holds the runtime dir lock, forks the manager (and forks it again if it
-// dies), reports readiness, and on SIGTERM/SIGINT stops the manager — which stops every child —
-// before clearing the registry and exiting 0. It never loads a unit and never forks anything
-// but the manager.
+// The master process: holds the runtime dir lock and the listen sockets, forks the manager (and
+// forks it again if it dies), reports readiness, turns SIGHUP into a rolling reload, and on
+// SIGTERM/SIGINT stops the manager — which stops every child — before clearing the registry and
+// exiting 0. It never loads a unit and never forks anything but the manager.
 //
-//   Master master(config, *std::move(lock));
+//   Master master(config, *std::move(lock), *std::move(listen_fds));
 //   return master.Run();
 //
 // Limits: one per run dir (the lock); the process that called main().
@@ -14,43 +14,58 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
 
+#include "process/frame_channel.h"
 #include "process/registry.h"
 #include "process/signal_reader.h"
+#include "process/unique_fd.h"
 #include "server/config.h"
 
 namespace sprocket {
 
 class Master {
  public:
-  Master(const ServerConfig& config, RunDirLock lock);
+  Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd> listen_fds);
   // Runs until stopped; returns the process exit code.
   int Run();
+
+  // Sends a control request to the manager; `done` gets its reply, or a 503 reply if the
+  // manager is not there or goes away before answering.
+  void Call(nlohmann::json request, std::function<void(nlohmann::json)> done);
 
  private:
   void SpawnManager();
   void WatchManager();
-  void ReadReady();
+  void OnManagerFrame(Frame frame);
   void OnManagerExit();
+  void FailPendingCalls(const std::string& why);
   void OnSignal(int sig);
+  void Reload();
   void Stop();
   void Finish();
   std::chrono::milliseconds StopTimeout() const;
 
   const ServerConfig& config_;
   RunDirLock lock_;
+  std::vector<UniqueFd> listen_fds_;
   boost::asio::io_context io_;
   std::unique_ptr<SignalReader> signals_;
   pid_t manager_ = 0;
   std::optional<boost::asio::posix::stream_descriptor> manager_pidfd_;
-  std::optional<boost::asio::posix::stream_descriptor> ready_;
-  char ready_byte_ = 0;
+  std::shared_ptr<FrameChannel> manager_channel_;
+  std::map<std::uint64_t, std::function<void(nlohmann::json)>> pending_;
+  std::uint64_t next_call_id_ = 1;
   bool ready_once_ = false;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point manager_started_;

@@ -10,6 +10,7 @@
 #include <glog/logging.h>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,8 @@
 #include "process/fork_setup.h"
 #include "process/process_title.h"
 #include "process/registry.h"
+#include "server/listen.h"
+#include "server/manager.h"
 #include "server/master.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
@@ -27,6 +30,10 @@ ABSL_FLAG(std::string, run_dir, "",
           "runtime dir for the pid registry (default: $RUNTIME_DIRECTORY, the config's run_dir, "
           "/run/sprocket as root, else $XDG_RUNTIME_DIR/sprocket or /tmp/sprocket-UID)");
 ABSL_FLAG(int, verbosity, 0, "glog VLOG level");
+ABSL_FLAG(std::vector<std::string>, listen, {},
+          "HTTP listen addresses, HOST:PORT[,HOST:PORT...] (default: the config's, else "
+          "127.0.0.1:9501)");
+ABSL_FLAG(int, workers, -1, "HTTP worker processes (default: the config's, else 2)");
 
 namespace sprocket {
 namespace {
@@ -68,6 +75,12 @@ absl::StatusOr<ServerConfig> BuildConfig(const ServerOptions& options) {
     if (absl::Status s = options.default_config(config); !s.ok()) {
       return s;
     }
+  }
+  if (std::vector<std::string> listen = absl::GetFlag(FLAGS_listen); !listen.empty()) {
+    config.http.listen = std::move(listen);
+  }
+  if (int workers = absl::GetFlag(FLAGS_workers); workers >= 0) {
+    config.http.workers = workers;
   }
   if (absl::Status s = ValidateConfig(config); !s.ok()) {
     return s;
@@ -123,7 +136,16 @@ int RunServer(int argc, char** argv, const ServerOptions& options) {
     LOG(WARNING) << "replaced a stale pid registry in " << run_dir << " ("
                  << lock->stale_files() << " files left by pid " << lock->stale_pid() << ")";
   }
-  Master master(*config, *std::move(lock));
+  std::vector<UniqueFd> listen_fds;
+  if (WorkerCount(*config) > 0) {
+    absl::StatusOr<std::vector<UniqueFd>> bound = BindListenSockets(config->http.listen);
+    if (!bound.ok()) {
+      std::cerr << "sprocket: " << bound.status().message() << "\n";
+      return 1;
+    }
+    listen_fds = *std::move(bound);
+  }
+  Master master(*config, *std::move(lock), std::move(listen_fds));
   return master.Run();
 }
 

@@ -16,7 +16,8 @@
 //     return sprocket::RunServer(argc, argv, options);
 //   }
 //
-// Flags: --config=FILE, --run_dir=DIR, --verbosity=N (glog's VLOG level). Logs go to stderr.
+// Flags: --config=FILE, --run_dir=DIR, --listen=HOST:PORT[,...], --workers=N, --verbosity=N
+// (glog's VLOG level). Logs go to stderr.
 //
 // Limits: call once, from main, before any thread starts.
 #pragma once

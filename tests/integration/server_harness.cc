@@ -85,7 +85,8 @@ ServerUnderTest::~ServerUnderTest() {
 
 pid_t ServerUnderTest::Spawn(const std::string& config_toml, std::vector<std::string> flags) {
   const std::string binary = Runfile("sprocket/server/server");
-  std::vector<std::string> args = {binary, "--run_dir=" + run_dir_};
+  // Port 0: every test server gets its own port (see ServerUnderTest::HttpAddress).
+  std::vector<std::string> args = {binary, "--run_dir=" + run_dir_, "--listen=127.0.0.1:0"};
   if (!config_toml.empty()) {
     WriteFile(config_path(), config_toml);
     args.push_back("--config=" + config_path());
@@ -164,6 +165,11 @@ pid_t ServerUnderTest::PidFile(const std::string& name, int index) const {
   pid_t pid = 0;
   const std::string text = ReadFileOrEmpty(absl::StrCat(run_dir_, "/", name, ".", index, ".pid"));
   return absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &pid) ? pid : 0;
+}
+
+std::string ServerUnderTest::HttpAddress() const {
+  std::vector<std::string> listen = ReadRegistryListen(run_dir_).value_or(std::vector<std::string>{});
+  return listen.empty() ? "" : listen[0];
 }
 
 pid_t ServerUnderTest::ManagerPid() const {

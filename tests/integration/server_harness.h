@@ -60,6 +60,8 @@ class ServerUnderTest {
   // The pid in NAME.INDEX.pid, 0 if absent.
   pid_t PidFile(const std::string& name, int index) const;
   pid_t ManagerPid() const;
+  // "127.0.0.1:PORT" the workers serve (from processes.json); "" before the manager wrote it.
+  std::string HttpAddress() const;
   bool WaitForState(const std::string& name, int index, const std::string& state,
                     std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 

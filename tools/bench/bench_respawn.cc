@@ -1,0 +1,747 @@
+// bench_respawn: how long from `kill -TERM PID` of a custom process until the new instance's
+// Run() begins — for sprocket, for the minimal fork+exec+dlopen respawn loop (the floor), and for
+// supervisord (autorestart=true, startsecs=0) — measured side by side in one run.
+//
+//   tools/bench_respawn                       # 200 kills each; supervisord 50 (~1 s each)
+//   tools/bench_respawn --kills=500 --supervisord_kills=200
+//
+// Every peer reports "PID MONOTONIC_NS\n" to its own FIFO the moment its Run()/run() begins. The
+// driver takes t0 = CLOCK_MONOTONIC, sends SIGTERM to the reported pid, and reads the next line
+// from the new instance: the sample is NS - t0. Kills are interleaved across the peers (one kill
+// per peer per step, in rotating order), so drift in machine load affects all of them alike, and
+// each instance is left to settle for --settle_ms before it is killed.
+//
+// Goals (from the issue): sprocket p50 <= 1.5x the minimal loop's p50, and >= 50x faster than
+// supervisord's p50.
+//
+// Every process it starts is stopped by pid and every temp dir removed, on success and on error;
+// every wait has a timeout. Runs as any user; needs `supervisord` on PATH (tools/packages.txt).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tools/cpp/runfiles/runfiles.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using bazel::tools::cpp::runfiles::Runfiles;
+
+volatile sig_atomic_t g_interrupted = 0;
+
+void OnInterrupt(int) { g_interrupted = 1; }
+
+struct Options {
+  int kills = 200;
+  // supervisord respawns on its ~1 s poll tick: 200 kills would take 4-7 minutes.
+  int supervisord_kills = 50;
+  int warmup = 5;
+  int settle_ms = 20;
+  int timeout_ms = 5000;
+  bool keep_tmp = false;
+  bool check = false;
+};
+
+[[noreturn]] void Usage(const char* bad) {
+  std::fprintf(stderr,
+               "bench_respawn: unknown argument '%s'\n"
+               "usage: bench_respawn [--kills=N (>=200 for the issue)] [--supervisord_kills=N]\n"
+               "                     [--warmup=N] [--settle_ms=MS] [--timeout_ms=MS]\n"
+               "                     [--keep_tmp] [--check (exit 3 if a goal is missed)]\n",
+               bad);
+  std::exit(2);
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* name, int& out) {
+      const std::string prefix = std::string("--") + name + "=";
+      if (a.rfind(prefix, 0) != 0) {
+        return false;
+      }
+      char* end = nullptr;
+      const long v = std::strtol(a.c_str() + prefix.size(), &end, 10);
+      if (*end != '\0' || v < 0 || v > 1000000) {
+        Usage(argv[i]);
+      }
+      out = static_cast<int>(v);
+      return true;
+    };
+    if (value("kills", o.kills) || value("supervisord_kills", o.supervisord_kills) ||
+        value("warmup", o.warmup) || value("settle_ms", o.settle_ms) ||
+        value("timeout_ms", o.timeout_ms)) {
+      continue;
+    }
+    if (a == "--keep_tmp") {
+      o.keep_tmp = true;
+    } else if (a == "--check") {
+      o.check = true;
+    } else {
+      Usage(argv[i]);
+    }
+  }
+  if (o.timeout_ms == 0) {
+    Usage("--timeout_ms=0");
+  }
+  return o;
+}
+
+std::int64_t MonotonicNs() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec;
+}
+
+void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out.flush()) {
+    throw std::runtime_error("cannot write " + path.string());
+  }
+}
+
+std::string Tail(const fs::path& path, std::size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) {
+    all.push_back(line);
+  }
+  std::string out;
+  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+    out += "    " + all[i] + "\n";
+  }
+  return out;
+}
+
+// Field 22 of /proc/PID/stat (start time in clock ticks), or 0 if the process is gone or a
+// zombie: with the pid it names one process, so a recycled pid is never mistaken for ours.
+std::uint64_t StartTime(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) {
+    return 0;
+  }
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 3 && (field == "Z" || field == "X")) {
+      return 0;
+    }
+    if (i == 22) {
+      return std::strtoull(field.c_str(), nullptr, 10);
+    }
+  }
+  return 0;
+}
+
+// Where the temp dir goes: on tmpfs when there is one, as a production runtime dir is
+// (/run/sprocket under systemd's RuntimeDirectory=). On a disk filesystem the pid registry's
+// rename-over-existing writes can start block I/O in the manager, which no peer pays in production.
+std::string TempParent() {
+  struct statfs fs_info {};
+  if (::statfs("/dev/shm", &fs_info) == 0 && fs_info.f_type == TMPFS_MAGIC &&
+      ::access("/dev/shm", W_OK) == 0) {
+    return "/dev/shm";
+  }
+  const char* tmpdir = std::getenv("TMPDIR");
+  return tmpdir != nullptr && *tmpdir ? tmpdir : "/tmp";
+}
+
+// A temp dir removed with everything in it when the benchmark ends (unless --keep_tmp).
+class TempDir {
+ public:
+  explicit TempDir(bool keep) : keep_(keep) {
+    std::string tmpl = TempParent() + "/bench_respawn.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      throw std::runtime_error(Errno("mkdtemp " + tmpl));
+    }
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (keep_) {
+      std::fprintf(stderr, "kept %s\n", path_.c_str());
+    } else {
+      fs::remove_all(path_, ec);
+    }
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  bool keep_;
+};
+
+// One line a peer's Run() wrote.
+struct Report {
+  pid_t pid;
+  std::int64_t ns;
+};
+
+// The FIFO a peer reports to. We hold a write end too, so a reader never sees EOF between two
+// instances and a writer's open never blocks.
+class Fifo {
+ public:
+  explicit Fifo(fs::path path) : path_(std::move(path)) {
+    if (::mkfifo(path_.c_str(), 0600) < 0) {
+      throw std::runtime_error(Errno("mkfifo " + path_.string()));
+    }
+    read_fd_ = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    write_fd_ = ::open(path_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (read_fd_ < 0 || write_fd_ < 0) {
+      throw std::runtime_error(Errno("open " + path_.string()));
+    }
+  }
+  ~Fifo() {
+    ::close(read_fd_);
+    ::close(write_fd_);
+  }
+  const fs::path& path() const { return path_; }
+
+  // The next line, or nullopt when none arrived by `deadline_ns` (CLOCK_MONOTONIC).
+  std::optional<Report> Next(std::int64_t deadline_ns) {
+    for (;;) {
+      if (std::optional<Report> r = Parse()) {
+        return r;
+      }
+      const std::int64_t left_ms = (deadline_ns - MonotonicNs() + 999999) / 1000000;
+      if (left_ms <= 0 || g_interrupted) {
+        return std::nullopt;
+      }
+      pollfd p{read_fd_, POLLIN, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left_ms, 1000)));
+      if (r < 0 && errno != EINTR) {
+        throw std::runtime_error(Errno("poll"));
+      }
+      if (r > 0) {
+        Fill();
+      }
+    }
+  }
+
+ private:
+  void Fill() {
+    char chunk[4096];
+    const ssize_t n = ::read(read_fd_, chunk, sizeof(chunk));
+    if (n > 0) {
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      throw std::runtime_error(Errno("read " + path_.string()));
+    }
+  }
+
+  std::optional<Report> Parse() {
+    const std::size_t nl = buffer_.find('\n');
+    if (nl == std::string::npos) {
+      return std::nullopt;
+    }
+    const std::string line = buffer_.substr(0, nl);
+    buffer_.erase(0, nl + 1);
+    long long pid = 0;
+    long long ns = 0;
+    if (std::sscanf(line.c_str(), "%lld %lld", &pid, &ns) != 2 || pid <= 0) {
+      throw std::runtime_error("malformed report on " + path_.string() + ": '" + line + "'");
+    }
+    return Report{static_cast<pid_t>(pid), static_cast<std::int64_t>(ns)};
+  }
+
+  fs::path path_;
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+  std::string buffer_;
+};
+
+// A respawner under test: the process we launched (sprocket's master, respawn_loop, supervisord),
+// and the instance it currently runs.
+class Peer {
+ public:
+  Peer(std::string name, const fs::path& dir, int kills, std::string note)
+      : name_(std::move(name)), dir_(dir / name_), kills_(kills), note_(std::move(note)) {
+    fs::create_directory(dir_);
+    fifo_ = std::make_unique<Fifo>(dir_ / "report.fifo");
+  }
+  virtual ~Peer() { Stop(); }
+
+  const std::string& name() const { return name_; }
+  const std::string& note() const { return note_; }
+  int kills() const { return kills_; }
+  const std::vector<double>& samples_ms() const { return samples_ms_; }
+
+  // Launches the respawner and waits for its first instance's report.
+  void Start(int timeout_ms) {
+    launcher_ = Launch(Command(), Env(), dir_ / "output.log");
+    const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
+    std::optional<Report> first;
+    while (!first && MonotonicNs() < deadline && !g_interrupted) {
+      first = fifo_->Next(std::min<std::int64_t>(deadline, MonotonicNs() + 100000000LL));
+      if (!first && Exited()) {
+        Fail("it exited before its first instance reported");
+      }
+    }
+    if (g_interrupted) {
+      throw std::runtime_error("interrupted");
+    }
+    if (!first) {
+      Fail("its first instance did not report within " + std::to_string(timeout_ms) + " ms");
+    }
+    current_ = first->pid;
+  }
+
+  // Kills the current instance and waits for the new one; the sample is recorded if `record`.
+  void KillOnce(int timeout_ms, bool record) {
+    const pid_t old = current_;
+    const std::int64_t t0 = MonotonicNs();
+    if (::kill(old, SIGTERM) < 0) {
+      Fail(Errno("kill " + std::to_string(old)));
+    }
+    const std::int64_t deadline = t0 + timeout_ms * 1000000LL;
+    for (;;) {
+      std::optional<Report> next = fifo_->Next(deadline);
+      if (g_interrupted) {
+        throw std::runtime_error("interrupted");
+      }
+      if (!next) {
+        Fail("no new instance reported within " + std::to_string(timeout_ms) + " ms of kill " +
+             std::to_string(old));
+      }
+      if (next->pid == old || next->ns < t0) {
+        continue;  // a late line from before the kill
+      }
+      current_ = next->pid;
+      if (record) {
+        samples_ms_.push_back(static_cast<double>(next->ns - t0) / 1e6);
+      }
+      return;
+    }
+  }
+
+  // Stops the respawner by pid (SIGTERM, then SIGKILL), then makes sure its last instance is gone.
+  void Stop() {
+    if (launcher_ <= 0) {
+      return;
+    }
+    const std::uint64_t instance_start = current_ > 0 ? StartTime(current_) : 0;
+    ::kill(launcher_, SIGTERM);
+    if (!Reap(launcher_, 10000)) {
+      std::fprintf(stderr, "%s: pid %d ignored SIGTERM for 10 s; sending SIGKILL\n",
+                   name_.c_str(), static_cast<int>(launcher_));
+      ::kill(launcher_, SIGKILL);
+      Reap(launcher_, 5000);
+    }
+    launcher_ = 0;
+    // Its instance dies with it (PR_SET_PDEATHSIG); if not, by now, end it here.
+    for (int i = 0; i < 100 && instance_start != 0 && StartTime(current_) == instance_start; ++i) {
+      SleepMs(10);
+    }
+    if (instance_start != 0 && StartTime(current_) == instance_start) {
+      std::fprintf(stderr, "%s: instance %d outlived its respawner; sending SIGKILL\n",
+                   name_.c_str(), static_cast<int>(current_));
+      ::kill(current_, SIGKILL);
+    }
+    current_ = 0;
+  }
+
+ protected:
+  virtual std::vector<std::string> Command() = 0;
+  // Variables to set for the launched process.
+  virtual std::vector<std::pair<std::string, std::string>> Env() { return {}; }
+  const fs::path& dir() const { return dir_; }
+  const fs::path& fifo_path() const { return fifo_->path(); }
+
+ private:
+  // fork + exec with output to `log`; the child dies with us (PR_SET_PDEATHSIG).
+  static pid_t Launch(const std::vector<std::string>& argv,
+                      const std::vector<std::pair<std::string, std::string>>& env,
+                      const fs::path& log) {
+    std::vector<char*> args;
+    for (const std::string& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      throw std::runtime_error(Errno("fork"));
+    }
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) {
+        ::_exit(1);
+      }
+      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int in = ::open("/dev/null", O_RDONLY);
+      if (out < 0 || in < 0) {
+        ::_exit(127);
+      }
+      ::dup2(in, 0);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      ::close_range(3, ~0U, 0);
+      ::setpgid(0, 0);  // Ctrl-C reaches only the driver, which stops peers in order
+      for (const auto& [name, value] : env) {
+        ::setenv(name.c_str(), value.c_str(), 1);
+      }
+      ::execv(args[0], args.data());
+      std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+      ::_exit(127);
+    }
+    return pid;
+  }
+
+  // True (and reaped) if the launched process has exited.
+  bool Exited() {
+    int status;
+    if (::waitpid(launcher_, &status, WNOHANG) == launcher_) {
+      launcher_ = 0;
+      return true;
+    }
+    return false;
+  }
+
+  static bool Reap(pid_t pid, int timeout_ms) {
+    const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
+    while (MonotonicNs() < deadline) {
+      int status;
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid || (r < 0 && errno == ECHILD)) {
+        return true;
+      }
+      SleepMs(5);
+    }
+    return false;
+  }
+
+  [[noreturn]] void Fail(const std::string& why) {
+    throw std::runtime_error(name_ + ": " + why + "\n  last lines of " +
+                             (dir_ / "output.log").string() + ":\n" +
+                             Tail(dir_ / "output.log", 15));
+  }
+
+  std::string name_;
+  fs::path dir_;
+  int kills_;
+  std::string note_;
+  std::unique_ptr<Fifo> fifo_;
+  pid_t launcher_ = 0;
+  pid_t current_ = 0;
+  std::vector<double> samples_ms_;
+};
+
+// The files the peers run, found in the Bazel runfiles.
+struct Files {
+  std::string server;
+  std::string unit;
+  std::string loop;
+  std::string child;
+  std::string payload;
+  std::string supervisord;
+  // RUNFILES_DIR and friends: the server finds its own bundled units through them.
+  std::vector<std::pair<std::string, std::string>> runfiles_env;
+};
+
+class SprocketPeer final : public Peer {
+ public:
+  SprocketPeer(const fs::path& dir, int kills, const Files& files)
+      : Peer("sprocket", dir, kills, "//server, one [[process]] from a sprocket_unit"),
+        files_(files) {}
+
+ protected:
+  std::vector<std::string> Command() override {
+    const fs::path config = dir() / "bench.toml";
+    WriteFile(config, "[[process]]\n"
+                      "name = \"bench\"\n"
+                      "unit = \"" + files_.unit + "\"\n"
+                      "class = \"BenchRespawn\"\n"
+                      "count = 1\n"
+                      "arg = { fifo = \"" + fifo_path().string() + "\" }\n");
+    fs::create_directory(dir() / "run");
+    // No HTTP workers: nothing to bind (no clash with another server on the default port), and
+    // the manager supervises only the measured process. --undefok keeps this working with a
+    // server that has no --workers flag.
+    return {files_.server, "--config=" + config.string(), "--run_dir=" + (dir() / "run").string(),
+            "--undefok=workers", "--workers=0"};
+  }
+  std::vector<std::pair<std::string, std::string>> Env() override { return files_.runfiles_env; }
+
+ private:
+  const Files& files_;
+};
+
+class MinimalLoopPeer final : public Peer {
+ public:
+  MinimalLoopPeer(const fs::path& dir, int kills, const Files& files)
+      : Peer("minimal-loop", dir, kills, "fork+execv respawn_child+dlopen, waitpid, repeat"),
+        files_(files) {}
+
+ protected:
+  std::vector<std::string> Command() override {
+    return {files_.loop, files_.child, files_.payload, fifo_path().string()};
+  }
+
+ private:
+  const Files& files_;
+};
+
+class SupervisordPeer final : public Peer {
+ public:
+  SupervisordPeer(const fs::path& dir, int kills, const Files& files)
+      : Peer("supervisord", dir, kills,
+             "same respawn_child; autorestart=true, startsecs=0, nodaemon"),
+        files_(files) {}
+
+ protected:
+  std::vector<std::string> Command() override {
+    const std::string d = dir().string();
+    const fs::path config = dir() / "supervisord.conf";
+    WriteFile(config,
+              "[unix_http_server]\nfile=" + d + "/supervisor.sock\n\n"
+              "[supervisord]\nnodaemon=true\nlogfile=" + d + "/supervisord.log\n"
+              "pidfile=" + d + "/supervisord.pid\nchildlogdir=" + d + "\n\n"
+              "[rpcinterface:supervisor]\n"
+              "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+              "[supervisorctl]\nserverurl=unix://" + d + "/supervisor.sock\n\n"
+              "[program:bench]\n"
+              "command=" + files_.child + " " + files_.payload + " " + fifo_path().string() + "\n"
+              "autostart=true\nautorestart=true\nstartsecs=0\nstartretries=1000000\n"
+              "stopsignal=TERM\nstopwaitsecs=5\n"
+              "redirect_stderr=true\nstdout_logfile=" + d + "/bench.log\n");
+    return {files_.supervisord, "--nodaemon", "--configuration=" + config.string()};
+  }
+
+ private:
+  const Files& files_;
+};
+
+std::string FindOnPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  for (std::string d; std::getline(dirs, d, ':');) {
+    const fs::path candidate = fs::path(d) / name;
+    if (!d.empty() && ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate.string();
+    }
+  }
+  return "";
+}
+
+Files FindFiles(const char* argv0) {
+  std::string error;
+  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv0, &error));
+  if (runfiles == nullptr) {
+    throw std::runtime_error("no Bazel runfiles (" + error +
+                             "): run it with tools/bench_respawn or bazel run");
+  }
+  auto locate = [&](const std::string& path) {
+    const std::string where = runfiles->Rlocation("sprocket/" + path);
+    if (where.empty() || ::access(where.c_str(), R_OK) != 0) {
+      throw std::runtime_error("missing runfile sprocket/" + path);
+    }
+    return fs::absolute(where).string();
+  };
+  Files f;
+  f.server = locate("server/server");
+  f.unit = locate("tools/bench/libbench_respawn_unit.so");
+  f.loop = locate("tools/bench/respawn_loop");
+  f.child = locate("tools/bench/respawn_child");
+  f.payload = locate("tools/bench/librespawn_payload.so");
+  f.runfiles_env = runfiles->EnvVars();
+  for (auto& [name, value] : f.runfiles_env) {
+    if (!value.empty()) {
+      value = fs::absolute(value).string();
+    }
+  }
+  f.supervisord = FindOnPath("supervisord");
+  if (f.supervisord.empty()) {
+    throw std::runtime_error("supervisord not on PATH (apt-get install supervisor)");
+  }
+  return f;
+}
+
+// One kill per peer per step, peers with fewer kills spread evenly over the steps, the order
+// rotating so no peer always goes first.
+void Measure(std::vector<Peer*>& peers, const Options& o) {
+  int steps = 0;
+  for (Peer* p : peers) {
+    steps = std::max(steps, p->kills());
+  }
+  const int total = o.warmup + steps;
+  for (int i = 0; i < total; ++i) {
+    const bool warm = i < o.warmup;
+    const int step = i - o.warmup;
+    for (std::size_t k = 0; k < peers.size(); ++k) {
+      Peer* p = peers[(k + static_cast<std::size_t>(i)) % peers.size()];
+      const bool due = warm || static_cast<long long>(step + 1) * p->kills() / steps >
+                                   static_cast<long long>(step) * p->kills() / steps;
+      if (!due) {
+        continue;
+      }
+      if (g_interrupted) {
+        throw std::runtime_error("interrupted");
+      }
+      p->KillOnce(o.timeout_ms, !warm);
+      SleepMs(o.settle_ms);
+    }
+    if ((i + 1) % 50 == 0) {
+      std::fprintf(stderr, "  %d/%d steps\n", i + 1, total);
+    }
+  }
+}
+
+struct Stats {
+  std::size_t n = 0;
+  double min = 0, p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;
+};
+
+// Nearest-rank percentiles.
+Stats Summarize(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) {
+    return s;
+  }
+  std::sort(v.begin(), v.end());
+  auto rank = [&](double q) {
+    const std::size_t r = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+    return v[std::clamp<std::size_t>(r, 1, v.size()) - 1];
+  };
+  s.n = v.size();
+  s.min = v.front();
+  s.p50 = rank(0.50);
+  s.p90 = rank(0.90);
+  s.p99 = rank(0.99);
+  s.max = v.back();
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  return s;
+}
+
+void PrintHeader(const Options& o, const fs::path& tmp) {
+  utsname u{};
+  ::uname(&u);
+  std::string cpu;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; cpu.empty() && std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+    }
+  }
+#ifdef NDEBUG
+  const char* mode = "opt";
+#else
+  const char* mode = "NOT -c opt (figures are pessimistic for sprocket; use tools/bench_respawn)";
+#endif
+  std::printf("bench_respawn: kill -TERM PID -> the new instance's Run() begins\n");
+  std::string load;
+  std::getline(std::ifstream("/proc/loadavg") >> std::ws, load);
+  std::printf("  host: %s %s, %u CPUs, %s; build: %s; loadavg %s\n", u.sysname, u.release,
+              std::thread::hardware_concurrency(), cpu.c_str(), mode,
+              load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)).c_str());
+  std::printf("  %d warm-up kills per peer (not counted), %d ms settle after each kill, "
+              "kills interleaved across peers; files in %s\n\n",
+              o.warmup, o.settle_ms, tmp.c_str());
+}
+
+void PrintTable(const std::vector<Peer*>& peers) {
+  std::printf("%-13s %6s %9s %9s %9s %9s %9s %9s   (ms)\n", "peer", "kills", "min", "p50", "p90",
+              "p99", "max", "mean");
+  for (const Peer* p : peers) {
+    const Stats s = Summarize(p->samples_ms());
+    std::printf("%-13s %6zu %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f   %s\n", p->name().c_str(), s.n,
+                s.min, s.p50, s.p90, s.p99, s.max, s.mean, p->note().c_str());
+  }
+}
+
+// Prints the two ratios the issue sets goals for; false if a goal is missed.
+bool PrintGoals(const Peer& sprocket, const Peer& minimal, const Peer& supervisord) {
+  const Stats s = Summarize(sprocket.samples_ms());
+  const Stats m = Summarize(minimal.samples_ms());
+  const Stats v = Summarize(supervisord.samples_ms());
+  const double vs_minimal = s.p50 / m.p50;
+  const double vs_supervisord = v.p50 / s.p50;
+  const bool minimal_ok = vs_minimal <= 1.5;
+  const bool supervisord_ok = vs_supervisord >= 50.0;
+  std::printf("\nsprocket p50 / minimal-loop p50 = %.2fx  (goal <= 1.5x: %s)   p99: %.2fx\n",
+              vs_minimal, minimal_ok ? "MET" : "MISSED", s.p99 / m.p99);
+  std::printf("supervisord p50 / sprocket p50  = %.1fx  (goal >= 50x: %s)   p99: %.1fx\n",
+              vs_supervisord, supervisord_ok ? "MET" : "MISSED", v.p99 / s.p99);
+  if (supervisord.samples_ms().size() < sprocket.samples_ms().size()) {
+    std::printf("note: supervisord measured over %zu kills (fewer, it is slow); the others "
+                "over %zu\n",
+                supervisord.samples_ms().size(), sprocket.samples_ms().size());
+  }
+  return minimal_ok && supervisord_ok;
+}
+
+int Run(int argc, char** argv) {
+  const Options o = ParseOptions(argc, argv);
+  if (o.kills < 200) {
+    std::fprintf(stderr, "note: --kills=%d is below the issue's 200\n", o.kills);
+  }
+  const Files files = FindFiles(argv[0]);
+  TempDir tmp(o.keep_tmp);
+  PrintHeader(o, tmp.path());
+  // Declared after tmp: destroyed (stopped) first, while their dirs still exist.
+  SprocketPeer sprocket(tmp.path(), std::max(o.kills, 1), files);
+  MinimalLoopPeer minimal(tmp.path(), std::max(o.kills, 1), files);
+  SupervisordPeer supervisord(tmp.path(), std::max(o.supervisord_kills, 1), files);
+  std::vector<Peer*> peers = {&sprocket, &minimal, &supervisord};
+  for (Peer* p : peers) {
+    p->Start(std::max(o.timeout_ms, 10000));
+  }
+  Measure(peers, o);
+  for (Peer* p : peers) {
+    p->Stop();
+  }
+  PrintTable(peers);
+  const bool met = PrintGoals(sprocket, minimal, supervisord);
+  return o.check && !met ? 3 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  struct sigaction interrupt {};
+  interrupt.sa_handler = OnInterrupt;  // no SA_RESTART: poll returns EINTR and we clean up
+  sigemptyset(&interrupt.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    ::sigaction(sig, &interrupt, nullptr);
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_respawn: %s\n", e.what());
+    return 1;
+  }
+}
