@@ -1,6 +1,7 @@
 #include "process/channel.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "absl/strings/str_format.h"
@@ -40,7 +41,7 @@ std::optional<Frame> FrameDecoder::Next() {
     return std::nullopt;
   }
   if (type < static_cast<std::uint8_t>(FrameType::kReady) ||
-      type > static_cast<std::uint8_t>(FrameType::kResponse)) {
+      type > static_cast<std::uint8_t>(FrameType::kEvent)) {
     status_ = absl::DataLossError(absl::StrFormat("unknown frame type %d", type));
     return std::nullopt;
   }
@@ -56,6 +57,11 @@ absl::Status WriteAll(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, -1);
       continue;
     }
     if (n < 0) {

@@ -34,6 +34,13 @@ enum class FrameType : std::uint8_t {
   kRequest = 5,
   // The answer to a kRequest, JSON {"id": N, "code": 200, "result": ..., "msg": "..."}.
   kResponse = 6,
+  // child -> manager: payload is a decimal count of kMessage frames handed to OnPipeReadable.
+  // Until acknowledged, a message stays with the manager and goes to the next instance if this
+  // one exits, so a restart loses none.
+  kAck = 7,
+  // manager -> master: JSON {"event": "started" | "exited" | ..., ...} for the control API's
+  // signals.
+  kEvent = 8,
 };
 
 // A bound on one frame, so a corrupt length cannot make either side allocate gigabytes.
@@ -63,7 +70,8 @@ class FrameDecoder {
   absl::Status status_;
 };
 
-// Writes all of `bytes` to a blocking fd, retrying short writes and EINTR.
+// Writes all of `bytes` to an fd, retrying short writes and EINTR, and waiting (poll) when a
+// non-blocking fd is full.
 absl::Status WriteAll(int fd, std::string_view bytes);
 
 }  // namespace sprocket

@@ -141,7 +141,7 @@ void ChildRuntime::ReadChannel() {
 void ChildRuntime::OnChannelBytes(std::size_t n) {
   decoder_.Append(std::string_view(read_buffer_.data(), n));
   while (std::optional<Frame> frame = decoder_.Next()) {
-    if (frame->type == FrameType::kMessage) {
+    if (frame->type == FrameType::kMessage && !stopping_) {
       inbox_.push_back(std::move(frame->payload));
     }
   }
@@ -152,11 +152,18 @@ void ChildRuntime::OnChannelBytes(std::size_t n) {
     return;
   }
   if (!inbox_.empty()) {
+    const std::size_t delivered = inbox_.size();
     Guard([this] { process_->OnPipeReadable(*this); });
     if (!inbox_.empty()) {
       LOG(WARNING) << "process " << config_.name << " " << index_ << ": " << inbox_.size()
                    << " message(s) left unread by OnPipeReadable, dropped";
       inbox_.clear();
+    }
+    // Only now may the manager forget them: had OnPipeReadable not returned, the next instance
+    // would get them again.
+    if (channel_) {
+      (void)WriteAll(channel_->native_handle(),
+                     EncodeFrame(FrameType::kAck, std::to_string(delivered)));
     }
   }
   if (!stopping_) {

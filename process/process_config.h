@@ -52,6 +52,9 @@ struct ProcessConfig {
   // Whether a server reload also restarts this process (one instance at a time). Swoole never
   // reloads custom processes; here it is opt-in.
   bool reload = false;
+  // Messages for an instance that is restarting or backing off wait in the manager, up to this
+  // many (with those sent but not yet acknowledged); past it, Send fails — never a silent drop.
+  int max_queued_messages = 1024;
   RestartPolicy restart;
 };
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -48,6 +49,21 @@ absl::StatusOr<SlotRecord> SlotRecordFromJson(const nlohmann::json& j) {
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("malformed registry entry: ", e.what()));
   }
+}
+
+std::string DefaultRunDir() {
+  if (const char* dir = std::getenv("RUNTIME_DIRECTORY"); dir != nullptr && *dir) {
+    // systemd may list several dirs separated by ':'; ours is the first.
+    const std::string dirs(dir);
+    return dirs.substr(0, dirs.find(':'));
+  }
+  if (::geteuid() == 0) {
+    return "/run/sprocket";
+  }
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg) {
+    return absl::StrCat(xdg, "/sprocket");
+  }
+  return absl::StrCat("/tmp/sprocket-", ::geteuid());
 }
 
 namespace {
@@ -184,6 +200,7 @@ int RemoveRegistryFiles(const std::string& dir) {
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     const bool stale = (absl::EndsWith(name, ".pid") && name != kMasterPidFile) ||
+                       name == "control.sock" ||
                        absl::StartsWith(name, kRegistryJson) || absl::EndsWith(name, ".pid.tmp");
     if (stale && ::unlink(entry.path().c_str()) == 0) {
       ++removed;

@@ -53,6 +53,10 @@ struct SlotRecord {
 nlohmann::json ToJson(const SlotRecord& record);
 absl::StatusOr<SlotRecord> SlotRecordFromJson(const nlohmann::json& json);
 
+// Where the registry lives when no --run_dir is given: $RUNTIME_DIRECTORY (systemd), else
+// /run/sprocket as root, else $XDG_RUNTIME_DIR/sprocket, else /tmp/sprocket-UID.
+std::string DefaultRunDir();
+
 // Reads processes.json (for tools and tests).
 absl::StatusOr<std::vector<SlotRecord>> ReadRegistry(const std::string& dir);
 // The "listen" addresses in processes.json.

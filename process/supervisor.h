@@ -43,6 +43,9 @@ struct SupervisorOptions {
   // How many workers run: http.workers, or 0 when there are no controller units.
   int workers = 0;
   WorkerMain worker_main;
+  // Lifecycle events for the control API's signals: {"event": "started", "kind", "name",
+  // "index", "pid"} once a slot's process is running, {"event": "exited", ..., "last_exit"}.
+  std::function<void(nlohmann::json)> on_event;
 };
 
 class Supervisor {
@@ -62,6 +65,9 @@ class Supervisor {
 
   // Answers a control request {"op": "list" | "restart" | "send" | "reload", ...} with
   // {"code": HTTP-like status, "result": ..., "msg": "..."} (see controllers/controller.h).
+  // "send" delivers to a running instance, or queues for one that is restarting or backing off
+  // (202) up to max_queued_messages (then 429); messages the process has not acknowledged when
+  // it exits go to its next instance, so none is lost to a restart (at-least-once).
   virtual void HandleRequest(const nlohmann::json& request,
                              std::function<void(nlohmann::json)> reply) = 0;
 

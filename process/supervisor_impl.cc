@@ -11,12 +11,14 @@
 
 #include <algorithm>
 #include <deque>
+#include <fstream>
 #include <optional>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <glog/logging.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -66,6 +68,8 @@ struct Child {
   bool ready = false;
   // The child said it is stopping on request: its clean exit is a restart, not a crash.
   bool deliberate = false;
+  // Messages written to the child and not yet acknowledged, oldest first.
+  std::deque<std::string> inflight;
   std::string load_error;
   asio::steady_timer kill_timer;
 };
@@ -100,7 +104,17 @@ struct Slot {
   std::shared_ptr<Child> replacement;
   // Set while a reload waits for this process slot to run again (or to fail).
   std::function<void(const absl::Status&)> on_restarted;
+  // Messages waiting for the next running instance, oldest first.
+  std::deque<std::string> queue;
 };
+
+// Resident set size from /proc/PID/statm (pages), 0 if the process is gone.
+std::uint64_t ResidentBytes(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/statm"));
+  std::uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
 
 json Reply(int code, json result, std::string msg) {
   return {{"code", code}, {"result", std::move(result)}, {"msg", std::move(msg)}};
@@ -124,6 +138,8 @@ class SupervisorImpl final : public Supervisor {
   void Watch(Slot& slot, const std::shared_ptr<Child>& child);
   void OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Frame frame);
   void OnReady(Slot& slot, const std::shared_ptr<Child>& child);
+  void Deliver(Slot& slot);
+  void Emit(const Slot& slot, const Child& child, const char* event);
   void OnExit(Slot& slot, const std::shared_ptr<Child>& child);
   void OnCurrentExit(Slot& slot, const ExitStatus& status, Clock::duration uptime, bool clean);
   void OnReplacementExit(Slot& slot, const std::shared_ptr<Child>& child);
@@ -144,10 +160,14 @@ class SupervisorImpl final : public Supervisor {
   json Restart(const json& request);
   json RestartSlots(const std::vector<Slot*>& slots);
   json Send(const json& request);
+  json Enqueue(Slot& slot, std::string message);
   json List() const;
   std::vector<Slot*> SelectSlots(const json& request, json& error);
+  std::string NoMatch(const std::string& name, bool has_index, int index,
+                      const std::string& group) const;
 
   void Publish();
+  std::string StatusLine() const;
   void CheckSettled();
   void CheckStopped();
 
@@ -166,6 +186,9 @@ class SupervisorImpl final : public Supervisor {
   std::deque<Slot*> reload_plan_;
   std::vector<std::function<void(absl::Status)>> reload_waiters_;
   std::vector<std::function<void(absl::Status)>> next_reload_waiters_;
+  // "ok" or "failed: reason" for the status line; empty before the first reload.
+  std::string last_reload_;
+  std::string status_line_;
 };
 
 SupervisorImpl::SupervisorImpl(asio::io_context& io, Os& os, SupervisorOptions options,
@@ -268,6 +291,13 @@ void SupervisorImpl::OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Fr
     case FrameType::kStopping:
       child->deliberate = true;
       break;
+    case FrameType::kAck: {
+      std::size_t n = 0;
+      (void)absl::SimpleAtoi(frame.payload, &n);
+      n = std::min(n, child->inflight.size());
+      child->inflight.erase(child->inflight.begin(), child->inflight.begin() + n);
+      break;
+    }
     case FrameType::kRequest: {
       json request = json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
       std::weak_ptr<FrameChannel> channel = child->channel;
@@ -281,6 +311,7 @@ void SupervisorImpl::OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Fr
     }
     case FrameType::kMessage:
     case FrameType::kResponse:
+    case FrameType::kEvent:
       break;  // children neither send messages nor answer requests
   }
 }
@@ -296,11 +327,37 @@ void SupervisorImpl::OnReady(Slot& slot, const std::shared_ptr<Child>& child) {
   }
   slot.state = SlotState::kRunning;
   slot.reason.clear();
+  Deliver(slot);
+  Emit(slot, *child, "started");
   Publish();
   CheckSettled();
   if (slot.on_restarted) {
     std::exchange(slot.on_restarted, nullptr)(absl::OkStatus());
   }
+}
+
+void SupervisorImpl::Deliver(Slot& slot) {
+  Child& child = *slot.current;
+  while (!slot.queue.empty()) {
+    child.channel->Send(FrameType::kMessage, slot.queue.front());
+    child.inflight.push_back(std::move(slot.queue.front()));
+    slot.queue.pop_front();
+  }
+}
+
+void SupervisorImpl::Emit(const Slot& slot, const Child& child, const char* event) {
+  if (!options_.on_event) {
+    return;
+  }
+  json e = {{"event", event},
+            {"kind", slot.kind == SlotKind::kWorker ? "worker" : "process"},
+            {"name", slot.name},
+            {"index", slot.index},
+            {"pid", child.pid}};
+  if (std::string_view(event) == "exited") {
+    e["last_exit"] = slot.last_exit;
+  }
+  options_.on_event(std::move(e));
 }
 
 void SupervisorImpl::OnExit(Slot& slot, const std::shared_ptr<Child>& child) {
@@ -314,7 +371,11 @@ void SupervisorImpl::OnExit(Slot& slot, const std::shared_ptr<Child>& child) {
   const bool clean = child->deliberate && !status->signaled && status->code == kExitClean;
   if (child == slot.current) {
     RecordExit(slot, *child, *status);
+    // Unacknowledged messages go first to the next instance, in their order.
+    slot.queue.insert(slot.queue.begin(), std::make_move_iterator(child->inflight.begin()),
+                      std::make_move_iterator(child->inflight.end()));
     slot.current.reset();
+    Emit(slot, *child, "exited");
     OnCurrentExit(slot, *status, uptime, clean);
   } else if (child == slot.replacement) {
     RecordExit(slot, *child, *status);
@@ -501,8 +562,15 @@ void SupervisorImpl::OnReplacementExit(Slot& slot, const std::shared_ptr<Child>&
 
 void SupervisorImpl::FinishReload(const absl::Status& result) {
   LOG(INFO) << "reload " << (result.ok() ? "finished" : "failed: " + std::string(result.message()));
+  last_reload_ = result.ok() ? "ok" : absl::StrCat("failed: ", result.message());
+  if (options_.on_event) {
+    options_.on_event({{"event", "reload_finished"},
+                       {"ok", result.ok()},
+                       {"reason", std::string(result.message())}});
+  }
   reload_plan_.clear();
   reloading_ = false;
+  Publish();
   for (auto& done : std::exchange(reload_waiters_, {})) {
     done(result);
   }
@@ -545,6 +613,7 @@ json SupervisorImpl::List() const {
   for (const SlotRecord& r : Snapshot()) {
     json entry = ToJson(r);
     entry["uptime_ms"] = r.pid != 0 ? now - r.started_at_ms : 0;
+    entry["rss_bytes"] = r.pid != 0 ? ResidentBytes(r.pid) : 0;
     out.push_back(std::move(entry));
   }
   return out;
@@ -586,12 +655,25 @@ std::vector<Slot*> SupervisorImpl::SelectSlots(const json& request, json& error)
     }
   }
   if (out.empty()) {
-    error = Reply(404, nullptr,
-                  name.empty() && group.empty()
-                      ? std::string("no target: give a pid, a name (and index) or a group")
-                      : absl::StrCat("no slot matches ", target.dump()));
+    error = Reply(name.empty() && group.empty() ? 400 : 404, nullptr, NoMatch(name, has_index, index, group));
   }
   return out;
+}
+
+std::string SupervisorImpl::NoMatch(const std::string& name, bool has_index, int index,
+                                    const std::string& group) const {
+  if (!group.empty()) {
+    return absl::StrCat("no process or worker is in group '", group, "'");
+  }
+  if (name.empty()) {
+    return "no target: give a pid, a name (and index) or a group";
+  }
+  for (const auto& slot : slots_) {
+    if (slot->name == name && has_index) {
+      return absl::StrCat("'", name, "' has no instance ", index);
+    }
+  }
+  return absl::StrCat("no process or worker is named '", name, "'");
 }
 
 json SupervisorImpl::Restart(const json& request) {
@@ -629,18 +711,34 @@ json SupervisorImpl::Send(const json& request) {
   const std::string name = target.value("name", "");
   const int index = target.value("index", 0);
   for (auto& slot : slots_) {
-    if (slot->kind != SlotKind::kProcess || slot->name != name || slot->index != index) {
-      continue;
+    if (slot->kind == SlotKind::kProcess && slot->name == name && slot->index == index) {
+      return Enqueue(*slot, request.value("message", ""));
     }
-    if (!slot->current || !slot->current->ready) {
-      return Reply(503, nullptr,
-                   absl::StrCat(slot->Label(), " is not running (", StateName(slot->state),
-                                slot->reason.empty() ? "" : ": " + slot->reason, ")"));
-    }
-    slot->current->channel->Send(FrameType::kMessage, request.value("message", ""));
-    return Reply(200, {{"pid", slot->current->pid}}, "delivered");
   }
-  return Reply(404, nullptr, absl::StrCat("no process ", name, " ", index));
+  return Reply(404, nullptr, absl::StrCat("no custom process ", name, ".", index));
+}
+
+json SupervisorImpl::Enqueue(Slot& slot, std::string message) {
+  if (stopping_ || slot.state == SlotState::kFailed) {
+    return Reply(503, nullptr, absl::StrCat(slot.Label(), " will not run again (",
+                                            stopping_ ? "the server is stopping" : slot.reason,
+                                            "): message refused"));
+  }
+  Child* child = slot.current.get();
+  const std::size_t held = slot.queue.size() + (child ? child->inflight.size() : 0);
+  if (held >= static_cast<std::size_t>(slot.process->max_queued_messages)) {
+    return Reply(429, nullptr, absl::StrCat("queue full: ", held, " message(s) wait for ",
+                                            slot.Label(), " (max_queued_messages)"));
+  }
+  if (child && child->ready && !child->deliberate) {
+    child->channel->Send(FrameType::kMessage, message);
+    child->inflight.push_back(std::move(message));
+    return Reply(200, {{"pid", child->pid}, {"queued", false}}, "delivered");
+  }
+  slot.queue.push_back(std::move(message));
+  return Reply(202, {{"pid", 0}, {"queued", true}},
+               absl::StrCat("queued: ", slot.Label(), " is ", StateName(slot.state),
+                            "; delivered when it runs again"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -718,6 +816,54 @@ void SupervisorImpl::Publish() {
   if (absl::Status s = registry_.Write(Snapshot()); !s.ok()) {
     LOG(WARNING) << "pid registry not updated: " << s.message() << ", ignoring";
   }
+  std::string line = StatusLine();
+  if (line != status_line_ && options_.on_event) {
+    status_line_ = line;
+    options_.on_event({{"event", "status"}, {"line", std::move(line)}});
+  }
+}
+
+// "2 workers, 3 processes running (testProcess 1201 1202, processReload 1203); 4 restarts;
+// last reload ok" — what `systemctl status` shows, so a person sees the pids and what is wrong.
+std::string SupervisorImpl::StatusLine() const {
+  int workers = 0, processes = 0, restarts = 0;
+  std::vector<std::pair<std::string, std::string>> pids;  // name -> "1201 1202", in order
+  std::vector<std::string> problems;
+  for (const auto& slot : slots_) {
+    restarts += slot->restarts;
+    const bool running = slot->state == SlotState::kRunning && slot->current;
+    if (slot->kind == SlotKind::kWorker) {
+      workers += running ? 1 : 0;
+    } else if (running) {
+      ++processes;
+      if (pids.empty() || pids.back().first != slot->name) {
+        pids.emplace_back(slot->name, "");
+      }
+      absl::StrAppend(&pids.back().second, pids.back().second.empty() ? "" : " ",
+                      slot->current->pid);
+    }
+    if (slot->state == SlotState::kBackoff || slot->state == SlotState::kFailed) {
+      problems.push_back(absl::StrCat(slot->Label(), " ", StateName(slot->state), ": ",
+                                      slot->reason));
+    }
+  }
+  std::vector<std::string> groups;
+  for (const auto& [name, list] : pids) {
+    groups.push_back(absl::StrCat(name, " ", list));
+  }
+  std::string line = absl::StrCat(workers, workers == 1 ? " worker, " : " workers, ", processes,
+                                  processes == 1 ? " process" : " processes", " running");
+  if (!groups.empty()) {
+    absl::StrAppend(&line, " (", absl::StrJoin(groups, ", "), ")");
+  }
+  absl::StrAppend(&line, "; ", restarts, restarts == 1 ? " restart" : " restarts");
+  if (!last_reload_.empty()) {
+    absl::StrAppend(&line, "; last reload ", last_reload_);
+  }
+  for (const std::string& p : problems) {
+    absl::StrAppend(&line, "; ", p);
+  }
+  return line;
 }
 
 }  // namespace

@@ -136,6 +136,10 @@ std::optional<FieldError> CheckLimits(const ProcessConfig& p) {
     return FieldError{"restart.give_up_after",
                       absl::StrFormat("must not be negative, got %d", r.give_up_after)};
   }
+  if (p.max_queued_messages < 0 || p.max_queued_messages > 1000000) {
+    return FieldError{"max_queued_messages", absl::StrFormat("must be from 0 to 1000000, got %d",
+                                                             p.max_queued_messages)};
+  }
   return std::nullopt;
 }
 
@@ -404,6 +408,8 @@ const std::map<std::string, FieldReader>& ProcessFields() {
                               ProcessConfig& p) { return ReadMillis(v, f, p.max_exit_wait); }},
       {"reload", [](const TomlValue& v, const FieldName& f,
                     ProcessConfig& p) { return ReadBool(v, f, p.reload); }},
+      {"max_queued_messages", [](const TomlValue& v, const FieldName& f,
+                                 ProcessConfig& p) { return ReadInt(v, f, p.max_queued_messages); }},
       {"restart", ReadRestart},
   };
   return *kFields;

@@ -53,13 +53,14 @@ int ManagerMain(const ServerConfig& config, const std::string& run_dir, UniqueFd
   if (absl::Status s = WriteFileAtomically(pid_file, absl::StrCat(::getpid(), "\n")); !s.ok()) {
     LOG(WARNING) << "manager: " << s.message() << ", ignoring";
   }
-  SupervisorOptions options{config.processes, config.http, WorkerCount(config),
-                            [&](pid_t manager, int index, UniqueFd worker_channel) {
-                              RunWorker(manager, index, std::move(worker_channel), config.http,
-                                        listen_fds);
-                            }};
-  std::unique_ptr<Supervisor> supervisor = NewSupervisor(io, RealOs(), options, registry);
   std::shared_ptr<FrameChannel> master = FrameChannel::Create(io, std::move(channel));
+  SupervisorOptions options{
+      config.processes, config.http, WorkerCount(config),
+      [&](pid_t manager, int index, UniqueFd worker_channel) {
+        RunWorker(manager, index, std::move(worker_channel), config.http, listen_fds);
+      },
+      [&](json event) { master->Send(FrameType::kEvent, event.dump()); }};
+  std::unique_ptr<Supervisor> supervisor = NewSupervisor(io, RealOs(), options, registry);
   absl::StatusOr<std::unique_ptr<SignalReader>> signals =
       SignalReader::Open(io, LoopSignals(), [&](int sig) {
         if (sig != SIGTERM && sig != SIGINT) {

@@ -11,6 +11,7 @@
 #include "process/fork_setup.h"
 #include "process/os.h"
 #include "process/process_title.h"
+#include "absl/strings/str_cat.h"
 #include "server/listen.h"
 #include "server/manager.h"
 
@@ -18,9 +19,11 @@ namespace sprocket {
 
 namespace asio = boost::asio;
 
-Master::Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd> listen_fds)
+Master::Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd> listen_fds,
+               Options options)
     : config_(config),
       lock_(std::move(lock)),
+      options_(options),
       listen_fds_(std::move(listen_fds)),
       respawn_timer_(io_),
       kill_timer_(io_) {}
@@ -34,6 +37,13 @@ int Master::Run() {
     return 1;
   }
   signals_ = *std::move(signals);
+  absl::StatusOr<std::unique_ptr<ControlApi>> api = ControlApi::Start(
+      io_, *this, absl::StrCat(lock_.dir(), "/", kControlSocket), options_.system_bus);
+  if (!api.ok()) {
+    LOG(ERROR) << "master: " << api.status().message();
+    return 1;
+  }
+  control_api_ = *std::move(api);
   std::string listening;
   for (const UniqueFd& fd : listen_fds_) {
     listening += " http://" + SocketAddress(fd.get());
@@ -91,6 +101,10 @@ void Master::OnManagerFrame(Frame frame) {
               << kRegistryJson;
     return;
   }
+  if (frame.type == FrameType::kEvent) {
+    OnManagerEvent(nlohmann::json::parse(frame.payload, nullptr, false));
+    return;
+  }
   if (frame.type != FrameType::kResponse) {
     return;
   }
@@ -101,6 +115,20 @@ void Master::OnManagerFrame(Frame frame) {
     auto done = std::move(it->second);
     pending_.erase(it);
     done(std::move(reply));
+  }
+}
+
+void Master::OnManagerEvent(const nlohmann::json& event) {
+  if (!event.is_object()) {
+    return;
+  }
+  const std::string name = event.value("event", "");
+  if (name == "status") {
+    status_line_ = event.value("line", status_line_);
+  } else if (name == "reload_finished") {
+    control_api_->EmitReloadFinished(event.value("ok", false), event.value("reason", ""));
+  } else {
+    control_api_->EmitProcessEvent(event);
   }
 }
 
@@ -209,6 +237,7 @@ void Master::Finish() {
   kill_timer_.cancel();
   // Whatever the manager could not remove (it was killed) goes now; master.pid goes with lock_.
   RemoveRegistryFiles(lock_.dir());
+  control_api_.reset();
   signals_->Close();
   io_.stop();
   LOG(INFO) << "sprocket stopped";

@@ -31,23 +31,33 @@
 #include "process/signal_reader.h"
 #include "process/unique_fd.h"
 #include "server/config.h"
+#include "systemd/control_api.h"
 
 namespace sprocket {
 
-class Master {
+class Master final : public ControlBackend {
  public:
-  Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd> listen_fds);
+  struct Options {
+    // Also serve the control API on the system bus when there is one.
+    bool system_bus = true;
+  };
+  Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd> listen_fds,
+         Options options);
   // Runs until stopped; returns the process exit code.
   int Run();
 
+  // sprocket::ControlBackend
   // Sends a control request to the manager; `done` gets its reply, or a 503 reply if the
   // manager is not there or goes away before answering.
-  void Call(nlohmann::json request, std::function<void(nlohmann::json)> done);
+  void Call(nlohmann::json request, std::function<void(nlohmann::json)> done) override;
+  std::string StatusLine() const override { return status_line_; }
+  void RequestStop() override { Stop(); }
 
  private:
   void SpawnManager();
   void WatchManager();
   void OnManagerFrame(Frame frame);
+  void OnManagerEvent(const nlohmann::json& event);
   void OnManagerExit();
   void FailPendingCalls(const std::string& why);
   void OnSignal(int sig);
@@ -58,9 +68,12 @@ class Master {
 
   const ServerConfig& config_;
   RunDirLock lock_;
+  Options options_;
   std::vector<UniqueFd> listen_fds_;
   boost::asio::io_context io_;
   std::unique_ptr<SignalReader> signals_;
+  std::unique_ptr<ControlApi> control_api_;
+  std::string status_line_ = "starting";
   pid_t manager_ = 0;
   std::optional<boost::asio::posix::stream_descriptor> manager_pidfd_;
   std::shared_ptr<FrameChannel> manager_channel_;

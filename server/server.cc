@@ -34,27 +34,22 @@ ABSL_FLAG(std::vector<std::string>, listen, {},
           "HTTP listen addresses, HOST:PORT[,HOST:PORT...] (default: the config's, else "
           "127.0.0.1:9501)");
 ABSL_FLAG(int, workers, -1, "HTTP worker processes (default: the config's, else 2)");
+ABSL_FLAG(bool, system_bus, true,
+          "also serve the control API on the system bus as org.sprocket.Server1 when there is one "
+          "(it is always on RUN_DIR/control.sock)");
 
 namespace sprocket {
 namespace {
 
 std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> g_runfiles;
 
-std::string DefaultRunDir(const ServerConfig& config) {
-  if (const char* dir = std::getenv("RUNTIME_DIRECTORY"); dir != nullptr && *dir) {
-    // systemd may list several dirs separated by ':'; ours is the first.
-    return std::string(dir).substr(0, std::string(dir).find(':'));
-  }
-  if (!config.run_dir.empty()) {
+// --run_dir wins (handled by the caller), then $RUNTIME_DIRECTORY, then the config's run_dir.
+std::string RunDir(const ServerConfig& config) {
+  const char* systemd_dir = std::getenv("RUNTIME_DIRECTORY");
+  if ((systemd_dir == nullptr || *systemd_dir == 0) && !config.run_dir.empty()) {
     return config.run_dir;
   }
-  if (::geteuid() == 0) {
-    return "/run/sprocket";
-  }
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg) {
-    return absl::StrCat(xdg, "/sprocket");
-  }
-  return absl::StrCat("/tmp/sprocket-", ::geteuid());
+  return DefaultRunDir();
 }
 
 absl::StatusOr<ServerConfig> BuildConfig(const ServerOptions& options) {
@@ -125,7 +120,7 @@ int RunServer(int argc, char** argv, const ServerOptions& options) {
   }
   std::string run_dir = absl::GetFlag(FLAGS_run_dir);
   if (run_dir.empty()) {
-    run_dir = DefaultRunDir(*config);
+    run_dir = RunDir(*config);
   }
   absl::StatusOr<RunDirLock> lock = RunDirLock::Acquire(run_dir);
   if (!lock.ok()) {
@@ -145,7 +140,8 @@ int RunServer(int argc, char** argv, const ServerOptions& options) {
     }
     listen_fds = *std::move(bound);
   }
-  Master master(*config, *std::move(lock), std::move(listen_fds));
+  Master master(*config, *std::move(lock), std::move(listen_fds),
+                {.system_bus = absl::GetFlag(FLAGS_system_bus)});
   return master.Run();
 }
 

@@ -17,10 +17,10 @@
 // Every process it starts is stopped by pid and every temp dir removed, on success and on error;
 // every wait has a timeout. Runs as any user; needs `supervisord` on PATH (tools/packages.txt).
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
@@ -54,6 +54,10 @@ namespace fs = std::filesystem;
 using bazel::tools::cpp::runfiles::Runfiles;
 
 volatile sig_atomic_t g_interrupted = 0;
+
+// Above this much CPU use during the measurement (the benchmark alone uses a few percent), other
+// work distorts the figures: each respawn is a chain of wake-ups across processes and CPUs.
+constexpr double kBusyWarnPercent = 20.0;
 
 void OnInterrupt(int) { g_interrupted = 1; }
 
@@ -356,8 +360,8 @@ class Peer {
     const std::uint64_t instance_start = current_ > 0 ? StartTime(current_) : 0;
     ::kill(launcher_, SIGTERM);
     if (!Reap(launcher_, 10000)) {
-      std::fprintf(stderr, "%s: pid %d ignored SIGTERM for 10 s; sending SIGKILL\n",
-                   name_.c_str(), static_cast<int>(launcher_));
+      std::fprintf(stderr, "%s: pid %d ignored SIGTERM for 10 s; sending SIGKILL\n", name_.c_str(),
+                   static_cast<int>(launcher_));
       ::kill(launcher_, SIGKILL);
       Reap(launcher_, 5000);
     }
@@ -475,18 +479,19 @@ struct Files {
 class SprocketPeer final : public Peer {
  public:
   SprocketPeer(const fs::path& dir, int kills, const Files& files)
-      : Peer("sprocket", dir, kills, "//server, one [[process]] from a sprocket_unit"),
+      : Peer("sprocket", dir, kills, "//server --workers=0, one [[process]] from a sprocket_unit"),
         files_(files) {}
 
  protected:
   std::vector<std::string> Command() override {
     const fs::path config = dir() / "bench.toml";
-    WriteFile(config, "[[process]]\n"
-                      "name = \"bench\"\n"
-                      "unit = \"" + files_.unit + "\"\n"
-                      "class = \"BenchRespawn\"\n"
-                      "count = 1\n"
-                      "arg = { fifo = \"" + fifo_path().string() + "\" }\n");
+    std::string toml = "[[process]]\n";
+    toml += "name = \"bench\"\n";
+    toml += "unit = \"" + files_.unit + "\"\n";
+    toml += "class = \"BenchRespawn\"\n";
+    toml += "count = 1\n";
+    toml += "arg = { fifo = \"" + fifo_path().string() + "\" }\n";
+    WriteFile(config, toml);
     fs::create_directory(dir() / "run");
     // No HTTP workers: nothing to bind (no clash with another server on the default port), and
     // the manager supervises only the measured process. --undefok keeps this working with a
@@ -526,18 +531,18 @@ class SupervisordPeer final : public Peer {
   std::vector<std::string> Command() override {
     const std::string d = dir().string();
     const fs::path config = dir() / "supervisord.conf";
-    WriteFile(config,
-              "[unix_http_server]\nfile=" + d + "/supervisor.sock\n\n"
-              "[supervisord]\nnodaemon=true\nlogfile=" + d + "/supervisord.log\n"
-              "pidfile=" + d + "/supervisord.pid\nchildlogdir=" + d + "\n\n"
-              "[rpcinterface:supervisor]\n"
-              "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
-              "[supervisorctl]\nserverurl=unix://" + d + "/supervisor.sock\n\n"
-              "[program:bench]\n"
-              "command=" + files_.child + " " + files_.payload + " " + fifo_path().string() + "\n"
-              "autostart=true\nautorestart=true\nstartsecs=0\nstartretries=1000000\n"
-              "stopsignal=TERM\nstopwaitsecs=5\n"
-              "redirect_stderr=true\nstdout_logfile=" + d + "/bench.log\n");
+    std::string ini = "[unix_http_server]\nfile=" + d + "/supervisor.sock\n\n";
+    ini += "[supervisord]\nnodaemon=true\nlogfile=" + d + "/supervisord.log\n";
+    ini += "pidfile=" + d + "/supervisord.pid\nchildlogdir=" + d + "\n\n";
+    ini += "[rpcinterface:supervisor]\n";
+    ini += "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n";
+    ini += "[supervisorctl]\nserverurl=unix://" + d + "/supervisor.sock\n\n";
+    ini += "[program:bench]\n";
+    ini += "command=" + files_.child + " " + files_.payload + " " + fifo_path().string() + "\n";
+    ini += "autostart=true\nautorestart=true\nstartsecs=0\nstartretries=1000000\n";
+    ini += "stopsignal=TERM\nstopwaitsecs=5\n";
+    ini += "redirect_stderr=true\nstdout_logfile=" + d + "/bench.log\n";
+    WriteFile(config, ini);
     return {files_.supervisord, "--nodaemon", "--configuration=" + config.string()};
   }
 
@@ -590,6 +595,19 @@ Files FindFiles(const char* argv0) {
   return f;
 }
 
+// CPU time of the whole machine so far, from /proc/stat's "cpu" line: {busy, total} in ticks.
+std::pair<std::uint64_t, std::uint64_t> CpuTicks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  std::uint64_t busy = 0, total = 0, value = 0;
+  for (int i = 0; i < 8 && in >> value; ++i) {
+    total += value;
+    busy += (i == 3 || i == 4) ? 0 : value;  // idle and iowait are not busy
+  }
+  return {busy, total};
+}
+
 // One kill per peer per step, peers with fewer kills spread evenly over the steps, the order
 // rotating so no peer always goes first.
 void Measure(std::vector<Peer*>& peers, const Options& o) {
@@ -618,6 +636,13 @@ void Measure(std::vector<Peer*>& peers, const Options& o) {
       std::fprintf(stderr, "  %d/%d steps\n", i + 1, total);
     }
   }
+}
+
+// How busy the machine was between two CpuTicks(), in percent of all CPUs.
+double BusyPercent(std::pair<std::uint64_t, std::uint64_t> from,
+                   std::pair<std::uint64_t, std::uint64_t> to) {
+  const double total = static_cast<double>(to.second - from.second);
+  return total > 0 ? 100.0 * static_cast<double>(to.first - from.first) / total : 0.0;
 }
 
 struct Stats {
@@ -667,9 +692,10 @@ void PrintHeader(const Options& o, const fs::path& tmp) {
   std::printf("  host: %s %s, %u CPUs, %s; build: %s; loadavg %s\n", u.sysname, u.release,
               std::thread::hardware_concurrency(), cpu.c_str(), mode,
               load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)).c_str());
-  std::printf("  %d warm-up kills per peer (not counted), %d ms settle after each kill, "
-              "kills interleaved across peers; files in %s\n\n",
-              o.warmup, o.settle_ms, tmp.c_str());
+  std::printf(
+      "  %d warm-up kills per peer (not counted), %d ms settle after each kill, "
+      "kills interleaved across peers; files in %s\n\n",
+      o.warmup, o.settle_ms, tmp.c_str());
 }
 
 void PrintTable(const std::vector<Peer*>& peers) {
@@ -696,9 +722,10 @@ bool PrintGoals(const Peer& sprocket, const Peer& minimal, const Peer& superviso
   std::printf("supervisord p50 / sprocket p50  = %.1fx  (goal >= 50x: %s)   p99: %.1fx\n",
               vs_supervisord, supervisord_ok ? "MET" : "MISSED", v.p99 / s.p99);
   if (supervisord.samples_ms().size() < sprocket.samples_ms().size()) {
-    std::printf("note: supervisord measured over %zu kills (fewer, it is slow); the others "
-                "over %zu\n",
-                supervisord.samples_ms().size(), sprocket.samples_ms().size());
+    std::printf(
+        "note: supervisord measured over %zu kills (fewer, it is slow); the others "
+        "over %zu\n",
+        supervisord.samples_ms().size(), sprocket.samples_ms().size());
   }
   return minimal_ok && supervisord_ok;
 }
@@ -719,12 +746,23 @@ int Run(int argc, char** argv) {
   for (Peer* p : peers) {
     p->Start(std::max(o.timeout_ms, 10000));
   }
+  const auto ticks_before = CpuTicks();
   Measure(peers, o);
+  const double busy = BusyPercent(ticks_before, CpuTicks());
   for (Peer* p : peers) {
     p->Stop();
   }
   PrintTable(peers);
   const bool met = PrintGoals(sprocket, minimal, supervisord);
+  std::printf(
+      "machine CPU busy during the measurement: %.0f%% of %u CPUs (this benchmark "
+      "included)\n",
+      busy, std::thread::hardware_concurrency());
+  if (busy > kBusyWarnPercent) {
+    std::printf(
+        "WARNING: other work competed for the CPUs; sub-millisecond figures, and so the "
+        "ratios, are unreliable. Rerun on an idle machine.\n");
+  }
   return o.check && !met ? 3 : 0;
 }
 

@@ -2,9 +2,9 @@
  * the way sprocket loads a unit (dlopen RTLD_NOW | RTLD_LOCAL), calls its run(), then waits to be
  * killed: SIGTERM's default action ends it. */
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
-#include <signal.h>
 #include <unistd.h>
 
 int main(int argc, char** argv) {
