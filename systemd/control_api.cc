@@ -152,6 +152,12 @@ ControlApiImpl::~ControlApiImpl() {
 }
 
 absl::Status ControlApiImpl::Listen() {
+  // sockaddr_un holds 108 bytes with the terminating NUL.
+  if (socket_path_.size() > 107) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("control socket path ", socket_path_, " is ", socket_path_.size(),
+                     " bytes, over the 107 a unix socket allows: choose a shorter --run_dir"));
+  }
   ::unlink(socket_path_.c_str());
   boost::system::error_code ec;
   acceptor_.open(asio::local::stream_protocol(), ec);

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -73,7 +74,10 @@ ServerUnderTest::ServerUnderTest() {
   const char* base = std::getenv("TEST_TMPDIR");
   std::string templ = absl::StrCat(base ? base : "/tmp", "/sprocket-XXXXXX");
   dir_ = ::mkdtemp(templ.data());
-  run_dir_ = dir_ + "/run";
+  // A unix socket path must fit in 107 bytes, which TEST_TMPDIR paths do not: the run dir
+  // (control.sock lives there) goes under /tmp.
+  std::string run_templ = "/tmp/sprocket-run-XXXXXX";
+  run_dir_ = std::string(::mkdtemp(run_templ.data())) + "/run";
 }
 
 ServerUnderTest::~ServerUnderTest() {
@@ -81,12 +85,16 @@ ServerUnderTest::~ServerUnderTest() {
     ::kill(master_, SIGKILL);
     ::waitpid(master_, nullptr, 0);
   }
+  std::error_code ignored;
+  std::filesystem::remove_all(std::filesystem::path(run_dir_).parent_path(), ignored);
 }
 
 pid_t ServerUnderTest::Spawn(const std::string& config_toml, std::vector<std::string> flags) {
   const std::string binary = Runfile("sprocket/server/server");
   // Port 0: every test server gets its own port (see ServerUnderTest::HttpAddress).
-  std::vector<std::string> args = {binary, "--run_dir=" + run_dir_, "--listen=127.0.0.1:0"};
+  // Tests never claim the host system bus name: the private socket serves them.
+  std::vector<std::string> args = {binary, "--run_dir=" + run_dir_, "--listen=127.0.0.1:0",
+                                   "--system_bus=false"};
   if (!config_toml.empty()) {
     WriteFile(config_path(), config_toml);
     args.push_back("--config=" + config_path());
