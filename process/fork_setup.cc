@@ -18,6 +18,8 @@ sigset_t LoopSignals() {
   return set;
 }
 
+void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+
 void BlockLoopSignals() {
   const sigset_t set = LoopSignals();
   sigprocmask(SIG_BLOCK, &set, nullptr);
@@ -54,6 +56,7 @@ void PrepareForkedChild(pid_t parent, std::span<const int> keep) {
       ::signal(sig, SIG_DFL);
     }
   }
+  IgnoreSigpipe();
   const sigset_t loop = LoopSignals();
   ::sigprocmask(SIG_SETMASK, &loop, nullptr);
   CloseAllBut(keep);

@@ -22,9 +22,14 @@ sigset_t LoopSignals();
 // Blocks LoopSignals() in the calling thread; done first thing in main(), before any fork.
 void BlockLoopSignals();
 
+// Every sprocket process writes to sockets whose peer may be gone (a child that just died, a
+// client that hung up): that must be an EPIPE error to handle, not a signal that kills.
+void IgnoreSigpipe();
+
 // In a freshly forked child: dies with SIGKILL when `parent` dies (and exits at once if it
 // already has), resets signal dispositions (LoopSignals() stay blocked for the child's own
-// signalfd; everything else unblocked), and closes every fd but 0-2 and `keep`.
+// signalfd; everything else unblocked; SIGPIPE ignored), and closes every fd but 0-2 and
+// `keep`.
 void PrepareForkedChild(pid_t parent, std::span<const int> keep);
 
 }  // namespace sprocket

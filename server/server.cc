@@ -98,6 +98,7 @@ std::string RunfilePath(const std::string& path) {
 int RunServer(int argc, char** argv, const ServerOptions& options) {
   // Before anything could fork or start a thread: every process reads these from a signalfd.
   BlockLoopSignals();
+  IgnoreSigpipe();
   std::vector<std::string> args = InitProcessTitle(argc, argv);
   std::vector<char*> arg_ptrs;
   for (std::string& a : args) {

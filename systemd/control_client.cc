@@ -3,6 +3,7 @@
 #include <systemd/sd-bus.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -191,6 +192,70 @@ absl::StatusOr<std::string> ControlClient::Status() {
 absl::Status ControlClient::Stop() {
   Message reply;
   return Call("Stop", 0, &reply.m, NoArgs);
+}
+
+namespace {
+
+struct Watch {
+  const std::function<bool(const std::string&, const std::string&)>* on_signal;
+  bool done = false;
+};
+
+std::string SignalArgs(sd_bus_message* m) {
+  const std::string member = sd_bus_message_get_member(m);
+  const char *kind = "", *name = "", *last_exit = "";
+  int index = 0, ok = 0;
+  std::uint32_t pid = 0;
+  if (member == "ProcessStarted" &&
+      sd_bus_message_read(m, "ssiu", &kind, &name, &index, &pid) >= 0) {
+    return absl::StrCat(kind, " ", name, " ", index, " ", pid);
+  }
+  if (member == "ProcessExited" &&
+      sd_bus_message_read(m, "ssius", &kind, &name, &index, &pid, &last_exit) >= 0) {
+    return absl::StrCat(kind, " ", name, " ", index, " ", pid, " ", last_exit);
+  }
+  if (member == "ReloadFinished" && sd_bus_message_read(m, "bs", &ok, &last_exit) >= 0) {
+    return absl::StrCat(ok ? "ok" : "failed", " ", last_exit);
+  }
+  return "";
+}
+
+int OnSignal(sd_bus_message* m, void* userdata, sd_bus_error*) {
+  auto* watch = static_cast<Watch*>(userdata);
+  if (!watch->done) {
+    watch->done = (*watch->on_signal)(sd_bus_message_get_member(m), SignalArgs(m));
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::Status ControlClient::WatchSignals(
+    std::chrono::milliseconds timeout,
+    const std::function<bool(const std::string&, const std::string&)>& on_signal) {
+  Watch watch{&on_signal};
+  sd_bus_slot* slot = nullptr;
+  if (int r = sd_bus_match_signal(bus_, &slot, nullptr, kObjectPath, kInterface, nullptr,
+                                  OnSignal, &watch);
+      r < 0) {
+    return absl::ErrnoToStatus(-r, "sd_bus_match_signal");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  absl::Status status;
+  while (!watch.done && std::chrono::steady_clock::now() < deadline) {
+    const int r = sd_bus_process(bus_, nullptr);
+    if (r < 0) {
+      status = absl::UnavailableError(absl::StrCat("connection lost: ", strerror(-r)));
+      break;
+    }
+    if (r == 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+          deadline - std::chrono::steady_clock::now());
+      sd_bus_wait(bus_, static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 0)));
+    }
+  }
+  sd_bus_slot_unref(slot);
+  return status;
 }
 
 absl::Status ControlClient::Ping() {

@@ -12,6 +12,7 @@
 // Limits: one thread at a time per client.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,6 +60,12 @@ class ControlClient {
   absl::StatusOr<std::string> Status();
   absl::Status Stop();
   absl::Status Ping();
+
+  // Receives the API's signals for up to `timeout`: `on_signal` gets the member name and the
+  // arguments as text ("process ver 0 1234"); returning true stops the wait early.
+  absl::Status WatchSignals(
+      std::chrono::milliseconds timeout,
+      const std::function<bool(const std::string& member, const std::string& args)>& on_signal);
 
  private:
   ControlClient(sd_bus* bus, const char* destination) : bus_(bus), destination_(destination) {}

@@ -1,6 +1,7 @@
 #include "tests/integration/server_harness.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -68,6 +69,37 @@ void ReplaceFile(const std::string& from, const std::string& to) {
   }
   ::chmod(tmp.c_str(), 0755);
   ::rename(tmp.c_str(), to.c_str());
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv, int uid) {
+  char out_templ[] = "/tmp/sprocket-cmd-XXXXXX";
+  const std::string dir = ::mkdtemp(out_templ);
+  const std::string out = dir + "/out", err = dir + "/err";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    if (uid >= 0 && (::setgroups(0, nullptr) != 0 || ::setresgid(uid, uid, uid) != 0 ||
+                     ::setresuid(uid, uid, uid) != 0)) {
+      ::_exit(126);
+    }
+    std::vector<char*> args;
+    for (const std::string& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CommandResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFileOrEmpty(out),
+                  ReadFileOrEmpty(err)};
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  return r;
 }
 
 ServerUnderTest::ServerUnderTest() {

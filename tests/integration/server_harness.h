@@ -39,6 +39,15 @@ void WriteFile(const std::string& path, const std::string& contents);
 // Copies `from` to `to` through a temp file and rename(2), the way a deploy replaces a unit.
 void ReplaceFile(const std::string& from, const std::string& to);
 
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] with its arguments (as uid `uid` when >= 0) and collects its output.
+CommandResult RunCommand(const std::vector<std::string>& argv, int uid = -1);
+
 class ServerUnderTest {
  public:
   ServerUnderTest();

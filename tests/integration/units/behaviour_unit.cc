@@ -117,3 +117,30 @@ SPROCKET_PROCESS(ThrowInTimer);
 SPROCKET_PROCESS(ThrowInConstructor);
 SPROCKET_PROCESS(HangOnShutdown);
 SPROCKET_PROCESS(Timers);
+
+namespace {
+
+// The first instance dies inside OnPipeReadable, before the message is acknowledged; the next
+// instance must get the same message again (at-least-once across a crash).
+class CrashOnFirstMessage : public sprocket::Process {
+ public:
+  void Run(const nlohmann::json& arg) override { dir_ = Dir(arg); }
+  void OnPipeReadable(sprocket::ProcessPipe& pipe) override {
+    while (std::optional<std::string> message = pipe.Read()) {
+      const std::string marker = dir_ + "/crashed-once";
+      if (::access(marker.c_str(), F_OK) != 0) {
+        std::ofstream(marker) << ::getpid() << "\n";
+        std::_Exit(9);
+      }
+      std::ofstream(dir_ + "/received." + std::to_string(::getpid()), std::ios::app)
+          << *message << "\n";
+    }
+  }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace
+
+SPROCKET_PROCESS(CrashOnFirstMessage);
