@@ -12,6 +12,9 @@ namespace {
 
 char* g_area = nullptr;
 std::size_t g_area_size = 0;
+// A copy of the title, readable by the log prefix in every process (the argv area may be
+// shorter than the title).
+char g_title[128] = "sprocket";
 
 // The argv and environ strings sit back to back; the title may use all of them that are
 // contiguous with argv[0].
@@ -68,6 +71,11 @@ void SetProcessTitle(std::string_view title) {
   }
   const std::string comm(title.substr(0, 15));
   ::prctl(PR_SET_NAME, comm.c_str());
+  const std::size_t n = std::min(title.size(), sizeof(g_title) - 1);
+  std::memcpy(g_title, title.data(), n);
+  g_title[n] = '\0';
 }
+
+const char* CurrentProcessTitle() { return g_title; }
 
 }  // namespace sprocket

@@ -25,4 +25,7 @@ std::vector<std::string> InitProcessTitle(int argc, char** argv);
 // Sets the title (truncated to the available space) and the comm name.
 void SetProcessTitle(std::string_view title);
 
+// The last title set ("sprocket: worker 0"), or "sprocket" before any; for log prefixes.
+const char* CurrentProcessTitle();
+
 }  // namespace sprocket

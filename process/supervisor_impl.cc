@@ -170,6 +170,7 @@ class SupervisorImpl final : public Supervisor {
   std::string StatusLine() const;
   void CheckSettled();
   void CheckStopped();
+  void StopKind(SlotKind kind);
 
   asio::io_context& io_;
   Os& os_;
@@ -181,6 +182,8 @@ class SupervisorImpl final : public Supervisor {
   std::function<void()> on_settled_;
   std::function<void()> on_stopped_;
   bool stopping_ = false;
+  // Which kind of slot a stop is waiting for: workers, then processes.
+  SlotKind stopping_kind_ = SlotKind::kWorker;
   // Reload state: the slots still to go, who waits for this run, who waits for the next one.
   bool reloading_ = false;
   std::deque<Slot*> reload_plan_;
@@ -591,7 +594,9 @@ void SupervisorImpl::HandleRequest(const json& request, std::function<void(json)
       request.is_object() && request.contains("op") && request["op"].is_string()
           ? request["op"].get<std::string>()
           : "";
-  if (op == "list") {
+  if (op == "ping") {
+    reply(Reply(200, nullptr, "pong"));
+  } else if (op == "list") {
     reply(Reply(200, List(), "ok"));
   } else if (op == "restart") {
     reply(Restart(request));
@@ -754,29 +759,47 @@ void SupervisorImpl::Stop(std::function<void()> on_stopped) {
   for (auto& slot : slots_) {
     slot->respawn_timer.cancel();
     slot->state = slot->current ? SlotState::kStopping : SlotState::kStopped;
-    for (const auto& child : {slot->current, slot->replacement}) {
-      if (child) {
-        Terminate(child, slot->exit_wait, slot->Label());
-      }
-    }
     if (slot->replacement) {
+      Terminate(slot->replacement, slot->exit_wait, slot->Label());
       retired_.push_back(std::exchange(slot->replacement, nullptr));
     }
   }
+  // Workers first: they stop accepting and drain while the custom processes still run (a
+  // request may need them); then every custom process gets its OnShutdown.
+  StopKind(SlotKind::kWorker);
   Publish();
   CheckStopped();
 }
 
+void SupervisorImpl::StopKind(SlotKind kind) {
+  stopping_kind_ = kind;
+  for (auto& slot : slots_) {
+    if (slot->kind == kind && slot->current) {
+      Terminate(slot->current, slot->exit_wait, slot->Label());
+    }
+  }
+}
+
 void SupervisorImpl::CheckStopped() {
-  if (!on_stopped_ || !retired_.empty()) {
+  if (!on_stopped_) {
     return;
+  }
+  for (const auto& slot : slots_) {
+    if (slot->current && slot->kind == SlotKind::kWorker) {
+      return;
+    }
+  }
+  if (stopping_kind_ == SlotKind::kWorker) {
+    StopKind(SlotKind::kProcess);
   }
   for (const auto& slot : slots_) {
     if (slot->current) {
       return;
     }
   }
-  std::exchange(on_stopped_, nullptr)();
+  if (retired_.empty()) {
+    std::exchange(on_stopped_, nullptr)();
+  }
 }
 
 void SupervisorImpl::CheckSettled() {

@@ -26,7 +26,8 @@ Master::Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd
       options_(options),
       listen_fds_(std::move(listen_fds)),
       respawn_timer_(io_),
-      kill_timer_(io_) {}
+      kill_timer_(io_),
+      watchdog_timer_(io_) {}
 
 int Master::Run() {
   SetProcessTitle("sprocket: master");
@@ -53,6 +54,7 @@ int Master::Run() {
             << (listening.empty() ? "" : ", HTTP on" + listening) << "; pid registry: "
             << lock_.dir() << "/" << kRegistryJson << " and " << lock_.dir() << "/NAME.INDEX.pid";
   SpawnManager();
+  StartWatchdog();
   io_.run();
   return exit_code_;
 }
@@ -99,6 +101,7 @@ void Master::OnManagerFrame(Frame frame) {
     ready_once_ = true;
     LOG(INFO) << "sprocket ready: every process started; registry " << lock_.dir() << "/"
               << kRegistryJson;
+    notifier_.Send("READY=1\nSTATUS=" + status_line_);
     return;
   }
   if (frame.type == FrameType::kEvent) {
@@ -125,6 +128,7 @@ void Master::OnManagerEvent(const nlohmann::json& event) {
   const std::string name = event.value("event", "");
   if (name == "status") {
     status_line_ = event.value("line", status_line_);
+    notifier_.Send("STATUS=" + status_line_);
   } else if (name == "reload_finished") {
     control_api_->EmitReloadFinished(event.value("ok", false), event.value("reason", ""));
   } else {
@@ -133,6 +137,16 @@ void Master::OnManagerEvent(const nlohmann::json& event) {
 }
 
 void Master::Call(nlohmann::json request, std::function<void(nlohmann::json)> done) {
+  if (request.value("op", "") == "reload" && manager_channel_ && manager_ != 0) {
+    // Every reload, from SIGHUP or the API, is announced to systemd and closed with READY=1.
+    if (reloads_in_flight_++ == 0) {
+      notifier_.SendReloading();
+    }
+    done = [this, done = std::move(done)](nlohmann::json reply) {
+      OnReloadDone(reply);
+      done(std::move(reply));
+    };
+  }
   if (!manager_channel_ || manager_ == 0) {
     done({{"code", 503}, {"result", nullptr}, {"msg", "the manager is not running"}});
     return;
@@ -151,11 +165,46 @@ void Master::FailPendingCalls(const std::string& why) {
 
 void Master::Reload() {
   LOG(INFO) << "master: reloading";
-  Call({{"op", "reload"}}, [](nlohmann::json reply) {
-    if (reply.value("code", 500) == 200) {
-      LOG(INFO) << "master: reload finished";
-    } else {
-      LOG(ERROR) << "master: " << reply.value("msg", std::string("reload failed"));
+  Call({{"op", "reload"}}, [](nlohmann::json) {});
+}
+
+void Master::OnReloadDone(const nlohmann::json& reply) {
+  if (reply.value("code", 500) == 200) {
+    LOG(INFO) << "master: reload finished";
+  } else {
+    LOG(ERROR) << "master: " << reply.value("msg", std::string("reload failed"));
+  }
+  if (--reloads_in_flight_ == 0) {
+    notifier_.Send("READY=1\nSTATUS=" + status_line_);
+  }
+}
+
+void Master::StartWatchdog() {
+  std::optional<std::chrono::microseconds> period = notifier_.WatchdogPeriod();
+  if (!period) {
+    return;
+  }
+  watchdog_period_ = *period;
+  LOG(INFO) << "master: watchdog every " << period->count() / 2 << " us while the manager answers";
+  OnWatchdogTick();
+}
+
+// Feeds systemd's watchdog only if the manager answered the previous heartbeat: a wedged
+// manager (stopped, deadlocked) then lets the watchdog fire and Restart= recover the service.
+void Master::OnWatchdogTick() {
+  if (heartbeat_answered_) {
+    notifier_.Send("WATCHDOG=1");
+  } else {
+    LOG(WARNING) << "master: the manager missed a heartbeat; not feeding the watchdog";
+  }
+  heartbeat_answered_ = false;
+  Call({{"op", "ping"}}, [this](nlohmann::json reply) {
+    heartbeat_answered_ = reply.value("code", 500) == 200;
+  });
+  watchdog_timer_.expires_after(watchdog_period_ / 2);
+  watchdog_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !stopping_) {
+      OnWatchdogTick();
     }
   });
 }
@@ -207,9 +256,9 @@ std::chrono::milliseconds Master::StopTimeout() const {
   for (const ProcessConfig& p : config_.processes) {
     longest = std::max(longest, p.max_exit_wait);
   }
-  longest = std::max(longest, config_.http.max_wait_time);
-  // The manager SIGKILLs a slot at max_exit_wait + 0.5 s; allow for that, then stop waiting.
-  return longest + std::chrono::seconds(2);
+  // Workers drain first, then processes run OnShutdown; the manager SIGKILLs each phase's
+  // stragglers 0.5 s after its bound. Allow for both phases, then stop waiting.
+  return config_.http.max_wait_time + longest + std::chrono::seconds(2);
 }
 
 void Master::Stop() {
@@ -217,6 +266,8 @@ void Master::Stop() {
     return;
   }
   stopping_ = true;
+  notifier_.Send("STOPPING=1\nSTATUS=stopping");
+  watchdog_timer_.cancel();
   respawn_timer_.cancel();
   if (manager_ == 0) {
     Finish();

@@ -32,6 +32,7 @@
 #include "process/unique_fd.h"
 #include "server/config.h"
 #include "systemd/control_api.h"
+#include "systemd/notify.h"
 
 namespace sprocket {
 
@@ -62,6 +63,9 @@ class Master final : public ControlBackend {
   void FailPendingCalls(const std::string& why);
   void OnSignal(int sig);
   void Reload();
+  void OnReloadDone(const nlohmann::json& reply);
+  void StartWatchdog();
+  void OnWatchdogTick();
   void Stop();
   void Finish();
   std::chrono::milliseconds StopTimeout() const;
@@ -85,6 +89,13 @@ class Master final : public ControlBackend {
   std::chrono::milliseconds manager_backoff_{0};
   boost::asio::steady_timer respawn_timer_;
   boost::asio::steady_timer kill_timer_;
+  Notifier notifier_;
+  // Reloads in flight (SIGHUP and API): RELOADING=1 on the first, READY=1 after the last.
+  int reloads_in_flight_ = 0;
+  std::chrono::microseconds watchdog_period_{0};
+  boost::asio::steady_timer watchdog_timer_;
+  // The manager answered the last heartbeat: only then is systemd's watchdog fed.
+  bool heartbeat_answered_ = true;
   int exit_code_ = 0;
 };
 

@@ -19,8 +19,10 @@
 #include "process/process_title.h"
 #include "process/registry.h"
 #include "server/listen.h"
+#include "server/logging.h"
 #include "server/manager.h"
 #include "server/master.h"
+#include "systemd/notify.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 // glog's own flags (--v, --logtostderr) are gflags, which absl's parser rejects: sprocket's
@@ -83,10 +85,29 @@ absl::StatusOr<ServerConfig> BuildConfig(const ServerOptions& options) {
   return config;
 }
 
-void InitLogging(const std::string& argv0) {
-  FLAGS_logtostderr = true;
-  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
-  google::InitGoogleLogging(argv0.c_str());
+// Sockets systemd handed over (a sprocket.socket unit, or our own from the fd store after a
+// restart) win over --listen: that is what keeps connections from being refused while the
+// master restarts. Freshly bound ones go into the fd store for next time.
+absl::StatusOr<std::vector<UniqueFd>> ListenSockets(const ServerConfig& config) {
+  std::vector<UniqueFd> inherited = TakeListenFds();
+  if (WorkerCount(config) == 0) {
+    return std::vector<UniqueFd>();
+  }
+  if (!inherited.empty()) {
+    LOG(INFO) << "listening on " << inherited.size() << " socket(s) passed by systemd";
+    return inherited;
+  }
+  absl::StatusOr<std::vector<UniqueFd>> bound = BindListenSockets(config.http.listen);
+  if (bound.ok()) {
+    std::vector<int> fds;
+    for (const UniqueFd& fd : *bound) {
+      fds.push_back(fd.get());
+    }
+    if (Notifier().StoreFds(fds, "http")) {
+      LOG(INFO) << "listen sockets stored in systemd's fd store";
+    }
+  }
+  return bound;
 }
 
 }  // namespace
@@ -111,7 +132,7 @@ int RunServer(int argc, char** argv, const ServerOptions& options) {
     std::cerr << "sprocket: unexpected argument '" << rest[1] << "' (flags are --name=value)\n";
     return 2;
   }
-  InitLogging(args[0]);
+  InitLogging(args[0], absl::GetFlag(FLAGS_verbosity));
   std::string runfiles_error;
   g_runfiles.reset(bazel::tools::cpp::runfiles::Runfiles::Create(args[0], &runfiles_error));
   absl::StatusOr<ServerConfig> config = BuildConfig(options);
@@ -132,16 +153,12 @@ int RunServer(int argc, char** argv, const ServerOptions& options) {
     LOG(WARNING) << "replaced a stale pid registry in " << run_dir << " ("
                  << lock->stale_files() << " files left by pid " << lock->stale_pid() << ")";
   }
-  std::vector<UniqueFd> listen_fds;
-  if (WorkerCount(*config) > 0) {
-    absl::StatusOr<std::vector<UniqueFd>> bound = BindListenSockets(config->http.listen);
-    if (!bound.ok()) {
-      std::cerr << "sprocket: " << bound.status().message() << "\n";
-      return 1;
-    }
-    listen_fds = *std::move(bound);
+  absl::StatusOr<std::vector<UniqueFd>> listen_fds = ListenSockets(*config);
+  if (!listen_fds.ok()) {
+    std::cerr << "sprocket: " << listen_fds.status().message() << "\n";
+    return 1;
   }
-  Master master(*config, *std::move(lock), std::move(listen_fds),
+  Master master(*config, *std::move(lock), *std::move(listen_fds),
                 {.system_bus = absl::GetFlag(FLAGS_system_bus)});
   return master.Run();
 }

@@ -19,6 +19,7 @@ threads) and the wall-clock times at which the driver sent each SIGHUP:
                   first SIGHUP is printed beside it, as the noise floor with no reload at all.
 A slice with no response at all is counted as 0 (a stall shows as a dip, not as a gap).
 """
+import collections
 import json
 import re
 import socket
@@ -124,6 +125,17 @@ def cmd_reload(name, wrk_path, hups_path):
     for s0 in range(hup_slices[0], hi + 1 - per_s + 1, per_s):
         secs.append(sum(series[s] for s in range(s0, s0 + per_s)))
     print("  req/s per second from the first SIGHUP: " + " ".join(fmt_rate(x) for x in secs))
+    # How the load is spread over the serving processes in the run's last whole second (after the
+    # reloads): an uneven spread after a reload would show as a lasting dip, not a transient one.
+    bypid = collections.defaultdict(dict)
+    for m in re.finditer(r"^PID (\d+) (\d+) (\d+)$", text, re.M):
+        bypid[int(m.group(1))][int(m.group(2))] = int(m.group(3))
+    if len(bypid) >= 2:
+        sec = sorted(bypid)[-2]
+        counts = sorted(bypid[sec].items(), key=lambda kv: -kv[1])
+        n = sum(c for _, c in counts)
+        print(f"  responses per pid, last whole second: " +
+              ", ".join(f"{pid} {100 * c / n:.0f}%" for pid, c in counts))
     print(f"RESULT requests={w['requests']} failed={w['failed']} connect={w['connect']} read={w['read']} "
           f"write={w['write']} timeout={w['timeout']} non2xx={w['non2xx']} "
           f"steady={steady_rps:.0f} dip1s={worst_win / steady_rps:.2f} dip100ms={worst_slice / steady:.2f} "
