@@ -3,21 +3,31 @@
 // runs the file's registrations; with no arguments it runs the embedded default, the seed's
 // examples: testProcess x2 (logs its name and arg) and processReload (logs every 3 s).
 #include <ctime>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "server/server.h"
 
 namespace {
 
-// A unit built beside the binary, from its Bazel runfiles.
+// A unit built beside the binary: from its Bazel runfiles, or — once installed by
+// tools/install — from the units/ folder next to the binary.
 absl::StatusOr<std::string> BundledUnit(const std::string& path) {
-  const std::string unit = sprocket::RunfilePath(path);
-  if (unit.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot find the bundled unit ", path, " in the Bazel runfiles: run the server with "
-        "`bazel run //server` or from bazel-bin"));
+  std::string unit = sprocket::RunfilePath(path);
+  if (!unit.empty() && std::filesystem::exists(unit)) {
+    return unit;
   }
-  return unit;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path installed =
+      exe.parent_path() / "units" / std::filesystem::path(path).filename();
+  if (!ec && std::filesystem::exists(installed)) {
+    return installed.string();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cannot find the bundled unit ", path, " in the Bazel runfiles or at ",
+      installed.string(), ": run the server with `bazel run //server`, or install it with "
+      "tools/install"));
 }
 
 absl::Status DefaultControllers(sprocket::ServerConfig& config) {

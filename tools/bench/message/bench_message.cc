@@ -1,0 +1,1242 @@
+// bench_message: the control API's cost, measured against its own floor, in one run.
+//
+//   1. Send → OnPipeReadable. One sprocket server with one BenchSink process
+//      (bench_message_unit.cc). One blocking ControlClient on RUN_DIR/control.sock calls
+//      Ping() (a no-op method: the pure D-Bus cost) and Send("sink", "m SEQ SENT_NS") the same
+//      number of times, in alternating rounds (Ping, Send, Send, Ping, ...) so that drift in the
+//      machine's load hits both alike. From the client: calls/s and the round-trip latency of each
+//      (reply received). From the process: BenchSink timestamps every message as its
+//      OnPipeReadable begins, so SENT_NS → that instant is the end-to-end latency. Prints the
+//      ratio Send calls/s ÷ Ping calls/s, and the CPU time per call of each process on the path
+//      (client, master, manager, the process) from /proc/PID/task/*/schedstat.
+//   2. ps with N slots (default 1,000). A second server with one registration of N BenchIdle
+//      processes; once ListProcesses shows all N running, it times, interleaved: ListProcesses on
+//      one connection (client library), connect + ListProcesses, and the real
+//      `sprocketctl --run_dir=DIR ps` end to end (fork, exec, connect, call, print to a file,
+//      exit), with Ping on the same connection as the floor.
+//
+// Goals (from the issue): Send ≥ 0.8× the no-op floor in calls/s; Send → OnPipeReadable
+// p99 ≤ 2 ms; `ps` with 1,000 slots ≤ 100 ms (judged on sprocketctl ps's p99).
+//
+//   tools/bench_message [--calls=20000] [--warmup=2000] [--rounds=4] [--slots=1000]
+//                       [--ps_runs=50] [--tmp=DIR] [--keep_tmp] [--check]
+//
+// Every server runs in its own session (setsid) and dies with the driver (PR_SET_PDEATHSIG);
+// each is stopped by pid (SIGTERM to its master, SIGKILL to whatever of its session is left after
+// the timeout), and the temp dir is removed. With --session_file=PATH the driver appends each
+// master's pid (= its session id) to PATH, for the wrapper's own check. Every wait has a timeout,
+// and the whole run stops after --max_seconds.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "systemd/control_client.h"
+#include "tools/cpp/runfiles/runfiles.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using bazel::tools::cpp::runfiles::Runfiles;
+using sprocket::ControlClient;
+using sprocket::ProcessRow;
+
+volatile sig_atomic_t g_interrupted = 0;
+void OnInterrupt(int) { g_interrupted = 1; }
+
+// Above this share of the CPUs used by processes other than ours during a measurement, the
+// figures are noisy (the machine has few CPUs and every call is a chain of wake-ups).
+constexpr double kNoisyOthersPercent = 10.0;
+
+struct Options {
+  int calls = 20000;
+  int warmup = 2000;
+  int rounds = 4;
+  int slots = 1000;
+  int ps_runs = 50;
+  int start_timeout_s = 90;
+  int max_seconds = 170;
+  std::string tmp;
+  std::string session_file;
+  bool keep_tmp = false;
+  bool check = false;
+};
+
+[[noreturn]] void Usage(const std::string& bad) {
+  std::fprintf(stderr,
+               "bench_message: bad argument '%s'\n"
+               "usage: bench_message [--calls=N] [--warmup=N] [--rounds=N] [--slots=N]\n"
+               "                     [--ps_runs=N] [--start_timeout_s=S] [--max_seconds=S]\n"
+               "                     [--tmp=DIR] [--session_file=PATH] [--keep_tmp]\n"
+               "                     [--check (exit 3 if a goal is missed)]\n",
+               bad.c_str());
+  std::exit(2);
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto number = [&](const char* name, int& out, long lo, long hi) {
+      const std::string prefix = std::string("--") + name + "=";
+      if (a.rfind(prefix, 0) != 0) {
+        return false;
+      }
+      char* end = nullptr;
+      const long v = std::strtol(a.c_str() + prefix.size(), &end, 10);
+      if (end == a.c_str() + prefix.size() || *end != '\0' || v < lo || v > hi) {
+        Usage(a);
+      }
+      out = static_cast<int>(v);
+      return true;
+    };
+    auto text = [&](const char* name, std::string& out) {
+      const std::string prefix = std::string("--") + name + "=";
+      if (a.rfind(prefix, 0) != 0) {
+        return false;
+      }
+      out = a.substr(prefix.size());
+      return true;
+    };
+    if (number("calls", o.calls, 100, 10000000) || number("warmup", o.warmup, 0, 1000000) ||
+        number("rounds", o.rounds, 1, 1000) || number("slots", o.slots, 1, 10000) ||
+        number("ps_runs", o.ps_runs, 1, 100000) ||
+        number("start_timeout_s", o.start_timeout_s, 1, 3600) ||
+        number("max_seconds", o.max_seconds, 10, 36000) || text("tmp", o.tmp) ||
+        text("session_file", o.session_file)) {
+      continue;
+    }
+    if (a == "--keep_tmp") {
+      o.keep_tmp = true;
+    } else if (a == "--check") {
+      o.check = true;
+    } else {
+      Usage(a);
+    }
+  }
+  if (o.rounds > o.calls) {
+    Usage("--rounds greater than --calls");
+  }
+  return o;
+}
+
+std::int64_t MonotonicNs() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec;
+}
+
+void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// The run's overall bound: every loop checks it, with Ctrl-C / SIGTERM.
+std::int64_t g_run_deadline_ns = 0;
+
+void CheckGoOn() {
+  if (g_interrupted) {
+    throw std::runtime_error("interrupted");
+  }
+  if (g_run_deadline_ns != 0 && MonotonicNs() > g_run_deadline_ns) {
+    throw std::runtime_error("the run exceeded --max_seconds; stopping");
+  }
+}
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out.flush()) {
+    throw std::runtime_error("cannot write " + path.string());
+  }
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string Tail(const fs::path& path, std::size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) {
+    all.push_back(line);
+  }
+  std::string out;
+  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+    out += "    " + all[i] + "\n";
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc: sessions and CPU time.
+
+struct ProcStat {
+  pid_t pid = 0;
+  char state = '?';
+  pid_t session = 0;
+  std::uint64_t ticks = 0;  // utime + stime + cutime + cstime
+};
+
+std::optional<ProcStat> ReadStat(const std::string& path, pid_t pid) {
+  std::ifstream in(path);
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) {
+    return std::nullopt;
+  }
+  std::istringstream fields(stat.substr(paren + 2));
+  ProcStat s;
+  s.pid = pid;
+  std::string f;
+  for (int i = 3; i <= 17 && fields >> f; ++i) {
+    if (i == 3) {
+      s.state = f[0];
+    } else if (i == 6) {
+      s.session = static_cast<pid_t>(std::strtol(f.c_str(), nullptr, 10));
+    } else if (i >= 14) {
+      s.ticks += std::strtoull(f.c_str(), nullptr, 10);
+    }
+  }
+  return s;
+}
+
+// Every live (not zombie) process in session `sid`.
+std::vector<ProcStat> SessionMembers(pid_t sid) {
+  std::vector<ProcStat> out;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    const pid_t pid = static_cast<pid_t>(std::strtol(name.c_str(), nullptr, 10));
+    std::optional<ProcStat> s = ReadStat("/proc/" + name + "/stat", pid);
+    if (s && s->session == sid && s->state != 'Z' && s->state != 'X') {
+      out.push_back(*s);
+    }
+  }
+  return out;
+}
+
+std::uint64_t SessionTicks(pid_t sid) {
+  std::uint64_t t = 0;
+  for (const ProcStat& s : SessionMembers(sid)) {
+    t += s.ticks;
+  }
+  return t;
+}
+
+// The machine's CPU time so far, from /proc/stat's "cpu" line: {busy, total} in ticks.
+std::pair<std::uint64_t, std::uint64_t> MachineTicks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  std::uint64_t busy = 0, total = 0, value = 0;
+  for (int i = 0; i < 8 && in >> value; ++i) {
+    total += value;
+    busy += (i == 3 || i == 4) ? 0 : value;  // idle and iowait are not busy
+  }
+  return {busy, total};
+}
+
+// CPU use of processes that are not ours between two snapshots, in percent of all CPUs.
+struct CpuSnapshot {
+  std::uint64_t busy = 0, total = 0, ours = 0;
+};
+
+// Scheduler time of every thread of `pid`, from /proc/PID/task/*/schedstat: ns on a CPU, and ns
+// runnable but waiting for one. {0, 0} when the process is gone.
+struct SchedTime {
+  std::int64_t run_ns = 0, wait_ns = 0;
+};
+
+SchedTime Sched(pid_t pid) {
+  SchedTime t;
+  if (pid <= 0) {
+    return t;
+  }
+  std::error_code ec;
+  for (const fs::directory_entry& e :
+       fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(e.path() / "schedstat");
+    long long run = 0, wait = 0;
+    if (in >> run >> wait) {
+      t.run_ns += run;
+      t.wait_ns += wait;
+    }
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files, temp dir, child processes.
+
+struct Files {
+  std::string server;
+  std::string unit;
+  std::string sprocketctl;
+  std::vector<std::pair<std::string, std::string>> runfiles_env;
+};
+
+Files FindFiles(const char* argv0) {
+  std::string error;
+  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv0, &error));
+  if (runfiles == nullptr) {
+    throw std::runtime_error("no Bazel runfiles (" + error + "): run it with tools/bench_message");
+  }
+  auto locate = [&](const std::string& path) {
+    const std::string where = runfiles->Rlocation("sprocket/" + path);
+    if (where.empty() || ::access(where.c_str(), R_OK) != 0) {
+      throw std::runtime_error("missing runfile sprocket/" + path);
+    }
+    return fs::absolute(where).string();
+  };
+  Files f;
+  f.server = locate("server/server");
+  f.unit = locate("tools/bench/message/libbench_message_unit.so");
+  f.sprocketctl = locate("tools/sprocketctl");
+  f.runfiles_env = runfiles->EnvVars();
+  for (auto& [name, value] : f.runfiles_env) {
+    if (!value.empty()) {
+      value = fs::absolute(value).string();
+    }
+  }
+  return f;
+}
+
+// Where the temp dir goes: --tmp, else tmpfs (/dev/shm) when there is one, as a production run
+// dir is (/run/sprocket under systemd's RuntimeDirectory=): on a disk filesystem the manager's
+// rename-over-existing registry writes can start block I/O that production never pays. Either
+// way the path is short: the control socket's path must fit in sun_path (108 bytes).
+std::string TempParent(const Options& o) {
+  if (!o.tmp.empty()) {
+    return o.tmp;
+  }
+  struct statfs fs_info {};
+  if (::statfs("/dev/shm", &fs_info) == 0 && fs_info.f_type == TMPFS_MAGIC &&
+      ::access("/dev/shm", W_OK) == 0) {
+    return "/dev/shm";
+  }
+  return "/tmp";
+}
+
+class TempDir {
+ public:
+  TempDir(const std::string& parent, bool keep) : keep_(keep) {
+    std::string tmpl = parent + "/bm.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      throw std::runtime_error(Errno("mkdtemp " + tmpl));
+    }
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (keep_) {
+      std::fprintf(stderr, "kept %s\n", path_.c_str());
+    } else {
+      fs::remove_all(path_, ec);
+    }
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  bool keep_;
+};
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// Waits up to `timeout_ms` for `pid` (our child, with `pidfd`) to exit and reaps it. Returns
+// its wait status, or nullopt on timeout.
+std::optional<int> WaitExit(pid_t pid, int pidfd, int timeout_ms) {
+  const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      return status;
+    }
+    if (r < 0 && errno == ECHILD) {
+      return 0;
+    }
+    const std::int64_t left_ms = (deadline - MonotonicNs() + 999999) / 1000000;
+    if (left_ms <= 0) {
+      return std::nullopt;
+    }
+    pollfd p{pidfd, POLLIN, 0};
+    if (pidfd >= 0) {
+      (void)::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left_ms, 100)));
+    } else {
+      SleepMs(5);
+    }
+  }
+}
+
+std::string DescribeStatus(int status) {
+  if (WIFEXITED(status)) {
+    return "exit " + std::to_string(WEXITSTATUS(status));
+  }
+  if (WIFSIGNALED(status)) {
+    return std::string("killed by ") + strsignal(WTERMSIG(status));
+  }
+  return "status " + std::to_string(status);
+}
+
+struct Child {
+  pid_t pid = 0;
+  int pidfd = -1;
+};
+
+// fork + exec. The child gets stdin from /dev/null, stdout to `out`, stderr to `err`; with
+// `new_session` it leads a session of its own (Ctrl-C reaches only the driver, which stops it in
+// order) and dies with the driver (PR_SET_PDEATHSIG, SIGTERM: a clean stop).
+Child Spawn(const std::vector<std::string>& argv,
+            const std::vector<std::pair<std::string, std::string>>& env, const fs::path& out,
+            const fs::path& err, bool new_session) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    throw std::runtime_error(Errno("fork"));
+  }
+  if (pid == 0) {
+    if (new_session) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) {
+        ::_exit(1);
+      }
+      ::setsid();
+    }
+    const int in = ::open("/dev/null", O_RDONLY);
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = out == err ? o : ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || o < 0 || e < 0) {
+      ::_exit(127);
+    }
+    ::dup2(in, 0);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    ::close_range(3, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    for (const auto& [name, value] : env) {
+      ::setenv(name.c_str(), value.c_str(), 1);
+    }
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  return {pid, PidfdOpen(pid)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// A sprocket server under test.
+
+class Server {
+ public:
+  Server(std::string label, const Files& files, fs::path dir, std::string session_file)
+      : label_(std::move(label)),
+        files_(files),
+        dir_(std::move(dir)),
+        session_file_(std::move(session_file)) {
+    fs::create_directories(dir_ / "run");
+  }
+  ~Server() {
+    try {
+      Stop(10000, /*quiet=*/true);
+    } catch (...) {
+    }
+  }
+
+  const fs::path run_dir() const { return dir_ / "run"; }
+  std::string socket() const { return (run_dir() / "control.sock").string(); }
+  pid_t pid() const { return child_.pid; }
+  fs::path log() const { return dir_ / "server.log"; }
+
+  void Start(const std::string& toml) {
+    const fs::path config = dir_ / "bench.toml";
+    WriteFile(config, toml);
+    child_ = Spawn({files_.server, "--config=" + config.string(),
+                    "--run_dir=" + run_dir().string(), "--listen=127.0.0.1:0",
+                    "--system_bus=false"},
+                   files_.runfiles_env, log(), log(), /*new_session=*/true);
+    if (!session_file_.empty()) {
+      std::ofstream(session_file_, std::ios::app) << child_.pid << "\n";
+    }
+  }
+
+  // Connects to the control socket once the master serves it.
+  std::unique_ptr<ControlClient> Connect(int timeout_ms) {
+    const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
+    std::string last;
+    for (;;) {
+      CheckGoOn();
+      CheckAlive();
+      if (fs::exists(socket())) {
+        absl::StatusOr<std::unique_ptr<ControlClient>> c = ControlClient::ConnectPrivate(socket());
+        if (c.ok()) {
+          return *std::move(c);
+        }
+        last = std::string(c.status().message());
+      }
+      if (MonotonicNs() > deadline) {
+        Fail("no control socket to connect to within " + std::to_string(timeout_ms) + " ms" +
+             (last.empty() ? "" : " (" + last + ")"));
+      }
+      SleepMs(20);
+    }
+  }
+
+  // Polls ListProcesses until `expect` custom processes are running. Returns the rows.
+  std::vector<ProcessRow> WaitRunning(ControlClient& client, int expect, int timeout_ms,
+                                      int poll_ms) {
+    const std::int64_t start = MonotonicNs();
+    const std::int64_t deadline = start + timeout_ms * 1000000LL;
+    std::int64_t next_note = start + 5000000000LL;
+    int running = 0;
+    for (;;) {
+      CheckGoOn();
+      CheckAlive();
+      absl::StatusOr<std::vector<ProcessRow>> rows = client.ListProcesses();
+      if (!rows.ok()) {
+        Fail("ListProcesses: " + std::string(rows.status().message()));
+      }
+      running = 0;
+      std::map<std::string, int> states;
+      for (const ProcessRow& r : *rows) {
+        if (r.kind == "process") {
+          ++states[r.state];
+          running += r.state == "running" ? 1 : 0;
+        }
+      }
+      if (running >= expect) {
+        return *std::move(rows);
+      }
+      const std::int64_t now = MonotonicNs();
+      if (now > deadline) {
+        std::string s;
+        for (const auto& [state, n] : states) {
+          s += " " + state + "=" + std::to_string(n);
+        }
+        Fail(std::to_string(running) + " of " + std::to_string(expect) +
+             " processes running after " + std::to_string(timeout_ms) + " ms (states:" + s + ")");
+      }
+      if (now > next_note) {
+        std::fprintf(stderr, "  %s: %d of %d processes running after %.0f s\n", label_.c_str(),
+                     running, expect, (now - start) / 1e9);
+        next_note += 5000000000LL;
+      }
+      SleepMs(poll_ms);
+    }
+  }
+
+  // The manager's pid, from the registry.
+  pid_t ManagerPid() const {
+    std::ifstream in(run_dir() / "manager.pid");
+    long pid = 0;
+    in >> pid;
+    return static_cast<pid_t>(pid);
+  }
+
+  // SIGTERM to the master; after `timeout_ms`, SIGKILL to it and to whatever is left of its
+  // session. Prints how it went unless `quiet`.
+  void Stop(int timeout_ms, bool quiet = false) {
+    if (child_.pid <= 0) {
+      return;
+    }
+    const pid_t pid = child_.pid;
+    const std::int64_t t0 = MonotonicNs();
+    ::kill(pid, SIGTERM);
+    std::optional<int> status = WaitExit(pid, child_.pidfd, timeout_ms);
+    std::string how;
+    if (!status) {
+      std::fprintf(stderr, "%s: master %d did not stop within %d ms of SIGTERM; SIGKILL\n",
+                   label_.c_str(), static_cast<int>(pid), timeout_ms);
+      ::kill(pid, SIGKILL);
+      status = WaitExit(pid, child_.pidfd, 5000);
+      how = "SIGKILLed after the timeout";
+    } else {
+      how = DescribeStatus(*status);
+    }
+    ::close(child_.pidfd);
+    child_ = {};
+    // The manager and the processes die with the master (PR_SET_PDEATHSIG); give them a moment.
+    std::vector<ProcStat> left;
+    for (int i = 0; i < 250; ++i) {
+      left = SessionMembers(pid);
+      if (left.empty()) {
+        break;
+      }
+      SleepMs(20);
+    }
+    for (const ProcStat& p : left) {
+      ::kill(p.pid, SIGKILL);
+    }
+    if (!left.empty()) {
+      std::fprintf(stderr, "%s: %zu process(es) of session %d outlived the master; SIGKILLed\n",
+                   label_.c_str(), left.size(), static_cast<int>(pid));
+      SleepMs(200);
+      left = SessionMembers(pid);
+    }
+    if (!quiet) {
+      std::printf("  stopped %s (master %d) in %.0f ms: %s; %s\n", label_.c_str(),
+                  static_cast<int>(pid), (MonotonicNs() - t0) / 1e6, how.c_str(),
+                  left.empty() ? "nothing left in its session"
+                               : (std::to_string(left.size()) + " process(es) LEFT").c_str());
+    }
+    if (!left.empty()) {
+      throw std::runtime_error(label_ + ": processes of session " + std::to_string(pid) +
+                               " survived SIGKILL");
+    }
+  }
+
+  [[noreturn]] void Fail(const std::string& why) const {
+    throw std::runtime_error(label_ + ": " + why + "\n  last lines of " + log().string() + ":\n" +
+                             Tail(log(), 15));
+  }
+
+ private:
+  void CheckAlive() {
+    int status = 0;
+    if (child_.pid > 0 && ::waitpid(child_.pid, &status, WNOHANG) == child_.pid) {
+      ::close(child_.pidfd);
+      child_ = {};
+      Fail("the server exited (" + DescribeStatus(status) + ")");
+    }
+  }
+
+  std::string label_;
+  const Files& files_;
+  fs::path dir_;
+  std::string session_file_;
+  Child child_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and printing.
+
+struct Stats {
+  std::size_t n = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;  // ms
+};
+
+// Nearest-rank percentiles of nanosecond samples, in ms.
+Stats Summarize(std::vector<std::int64_t> v) {
+  Stats s;
+  if (v.empty()) {
+    return s;
+  }
+  std::sort(v.begin(), v.end());
+  auto rank = [&](double q) {
+    const std::size_t r = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+    return static_cast<double>(v[std::clamp<std::size_t>(r, 1, v.size()) - 1]) / 1e6;
+  };
+  s.n = v.size();
+  s.p50 = rank(0.50);
+  s.p90 = rank(0.90);
+  s.p99 = rank(0.99);
+  s.p999 = rank(0.999);
+  s.max = static_cast<double>(v.back()) / 1e6;
+  double sum = 0;
+  for (std::int64_t x : v) {
+    sum += static_cast<double>(x);
+  }
+  s.mean = sum / static_cast<double>(v.size()) / 1e6;
+  return s;
+}
+
+std::string Thousands(double v) {
+  std::string digits = std::to_string(static_cast<long long>(std::llround(v)));
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) {
+      out += ',';
+    }
+    out += digits[i];
+  }
+  return out;
+}
+
+const char* Met(bool ok) { return ok ? "met" : "NOT met"; }
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting of a measurement: the share of the machine others used, and per-process
+// scheduler time (ns on a CPU, ns runnable-but-waiting) of the processes on the call path.
+
+class CpuWatch {
+ public:
+  explicit CpuWatch(std::vector<pid_t> sessions) : sessions_(std::move(sessions)) {}
+  CpuSnapshot Take() const {
+    CpuSnapshot s;
+    const auto [busy, total] = MachineTicks();
+    s.busy = busy;
+    s.total = total;
+    s.ours = ReadStat("/proc/self/stat", ::getpid()).value_or(ProcStat{}).ticks;
+    for (pid_t sid : sessions_) {
+      s.ours += SessionTicks(sid);
+    }
+    return s;
+  }
+  static double OthersPercent(const CpuSnapshot& a, const CpuSnapshot& b) {
+    const double total = static_cast<double>(b.total - a.total);
+    double others = static_cast<double>(b.busy - a.busy) - static_cast<double>(b.ours - a.ours);
+    others = std::max(others, 0.0);
+    return total > 0 ? 100.0 * others / total : 0.0;
+  }
+
+ private:
+  std::vector<pid_t> sessions_;
+};
+
+// The processes on the call path, and their scheduler time summed per kind of call.
+struct PathPids {
+  pid_t client = 0, master = 0, manager = 0, process = 0;
+};
+
+struct PathTime {
+  SchedTime client, master, manager, process;
+};
+
+PathTime ReadPath(const PathPids& p) {
+  return {Sched(p.client), Sched(p.master), Sched(p.manager), Sched(p.process)};
+}
+
+void AddDelta(PathTime& sum, const PathTime& a, const PathTime& b) {
+  auto add = [](SchedTime& s, const SchedTime& x, const SchedTime& y) {
+    s.run_ns += y.run_ns - x.run_ns;
+    s.wait_ns += y.wait_ns - x.wait_ns;
+  };
+  add(sum.client, a.client, b.client);
+  add(sum.master, a.master, b.master);
+  add(sum.manager, a.manager, b.manager);
+  add(sum.process, a.process, b.process);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Send → OnPipeReadable beside Ping.
+
+struct Calls {
+  std::vector<std::int64_t> latency_ns;
+  std::int64_t elapsed_ns = 0;
+  PathTime cpu;
+};
+
+struct MessageResult {
+  Calls ping, send;
+  std::vector<std::int64_t> e2e_ns;           // SENT → OnPipeReadable began
+  std::int64_t before_reply = 0;              // messages that reached OnPipeReadable first
+  std::vector<std::int64_t> reply_to_arrival;  // arrival − reply (when the reply came first)
+  std::uint64_t wakeups = 0, messages = 0;
+  double others_percent = 0;
+  int calls = 0, warmup = 0, rounds = 0;
+};
+
+void MustOk(const absl::Status& s, const char* what) {
+  if (!s.ok()) {
+    throw std::runtime_error(std::string(what) + ": " + std::string(s.message()));
+  }
+}
+
+void DoPings(ControlClient& c, int n, Calls* out) {
+  const std::int64_t start = MonotonicNs();
+  for (int i = 0; i < n; ++i) {
+    if ((i & 255) == 0) {
+      CheckGoOn();
+    }
+    const std::int64_t t0 = MonotonicNs();
+    const absl::Status s = c.Ping();
+    const std::int64_t t1 = MonotonicNs();
+    MustOk(s, "Ping");
+    if (out != nullptr) {
+      out->latency_ns.push_back(t1 - t0);
+    }
+  }
+  if (out != nullptr) {
+    out->elapsed_ns += MonotonicNs() - start;
+  }
+}
+
+// Sends "KIND SEQ SENT_NS" for SEQ in [first, first + n); records the reply time of each.
+void DoSends(ControlClient& c, char kind, int first, int n, Calls* out,
+             std::vector<std::int64_t>* reply_at) {
+  const std::int64_t start = MonotonicNs();
+  char message[64];
+  for (int seq = first; seq < first + n; ++seq) {
+    if ((seq & 255) == 0) {
+      CheckGoOn();
+    }
+    const std::int64_t t0 = MonotonicNs();
+    std::snprintf(message, sizeof(message), "%c %d %" PRId64, kind, seq, t0);
+    absl::StatusOr<std::pair<std::string, std::uint32_t>> r = c.Send("sink", message);
+    const std::int64_t t1 = MonotonicNs();
+    MustOk(r.status(), "Send");
+    if (r->first != "delivered") {
+      throw std::runtime_error("Send " + std::to_string(seq) + " was " + r->first +
+                               ", not delivered: the process is not running");
+    }
+    if (out != nullptr) {
+      out->latency_ns.push_back(t1 - t0);
+      (*reply_at)[static_cast<std::size_t>(seq)] = t1;
+    }
+  }
+  if (out != nullptr) {
+    out->elapsed_ns += MonotonicNs() - start;
+  }
+}
+
+MessageResult RunMessage(const Options& o, const Files& files, const fs::path& tmp) {
+  MessageResult res;
+  res.calls = o.calls;
+  res.warmup = o.warmup;
+  res.rounds = o.rounds;
+  const fs::path out = tmp / "sink.out";
+  Server server("message server", files, tmp / "msg", o.session_file);
+  std::string toml = "[[process]]\n";
+  toml += "name = \"sink\"\n";
+  toml += "unit = \"" + files.unit + "\"\n";
+  toml += "class = \"BenchSink\"\n";
+  toml += "count = 1\n";
+  toml += "arg = { out = \"" + out.string() + "\", reserve = " +
+          std::to_string(o.calls + o.warmup + 16) + " }\n";
+  server.Start(toml);
+  std::unique_ptr<ControlClient> client = server.Connect(20000);
+  std::vector<ProcessRow> rows = server.WaitRunning(*client, 1, 20000, 20);
+  PathPids pids;
+  pids.client = ::getpid();
+  pids.master = server.pid();
+  pids.manager = server.ManagerPid();
+  for (const ProcessRow& r : rows) {
+    if (r.kind == "process" && r.name == "sink") {
+      pids.process = static_cast<pid_t>(r.pid);
+    }
+  }
+  std::printf("  server: master %d, manager %d, process sink.0 %d; socket %s\n",
+              static_cast<int>(pids.master), static_cast<int>(pids.manager),
+              static_cast<int>(pids.process), server.socket().c_str());
+  std::fflush(stdout);
+
+  // Warm-up: both calls, alternating, not recorded.
+  for (int done = 0; done < o.warmup;) {
+    const int n = std::min(500, o.warmup - done);
+    DoPings(*client, n, nullptr);
+    DoSends(*client, 'w', done, n, nullptr, nullptr);
+    done += n;
+  }
+
+  // Measured: alternating rounds, Ping first in even rounds and Send first in odd ones.
+  std::vector<std::int64_t> reply_at(static_cast<std::size_t>(o.calls), 0);
+  res.ping.latency_ns.reserve(static_cast<std::size_t>(o.calls));
+  res.send.latency_ns.reserve(static_cast<std::size_t>(o.calls));
+  CpuWatch watch({server.pid()});
+  const CpuSnapshot cpu0 = watch.Take();
+  int seq = 0;
+  for (int r = 0; r < o.rounds; ++r) {
+    const int n = o.calls / o.rounds + (r < o.calls % o.rounds ? 1 : 0);
+    for (int k = 0; k < 2; ++k) {
+      const bool ping = (k == 0) == (r % 2 == 0);
+      const PathTime a = ReadPath(pids);
+      if (ping) {
+        DoPings(*client, n, &res.ping);
+      } else {
+        DoSends(*client, 'm', seq, n, &res.send, &reply_at);
+      }
+      const PathTime b = ReadPath(pids);
+      AddDelta(ping ? res.ping.cpu : res.send.cpu, a, b);
+    }
+    seq += n;
+  }
+  res.others_percent = CpuWatch::OthersPercent(cpu0, watch.Take());
+
+  // What the process saw.
+  fs::remove(out);
+  absl::StatusOr<std::pair<std::string, std::uint32_t>> dumped = client->Send("sink", "dump");
+  MustOk(dumped.status(), "Send dump");
+  const std::int64_t deadline = MonotonicNs() + 10000000000LL;
+  while (!fs::exists(out)) {
+    CheckGoOn();
+    if (MonotonicNs() > deadline) {
+      server.Fail("the process did not write " + out.string() + " within 10 s of \"dump\"");
+    }
+    SleepMs(10);
+  }
+  std::ifstream in(out);
+  std::string line;
+  std::getline(in, line);
+  unsigned long long wakeups = 0, messages = 0;
+  if (std::sscanf(line.c_str(), "wakeups %llu messages %llu", &wakeups, &messages) != 2) {
+    throw std::runtime_error("malformed " + out.string() + ": '" + line + "'");
+  }
+  res.wakeups = wakeups;
+  res.messages = messages;
+  std::vector<char> seen(static_cast<std::size_t>(o.calls), 0);
+  bool ended = false;
+  int measured = 0;
+  while (std::getline(in, line)) {
+    long long arrival = 0, sent = 0;
+    int s = 0;
+    char kind = 0;
+    if (line.rfind("end ", 0) == 0) {
+      ended = true;
+      break;
+    }
+    if (std::sscanf(line.c_str(), "%lld %c %d %lld", &arrival, &kind, &s, &sent) != 4) {
+      throw std::runtime_error("malformed line in " + out.string() + ": '" + line + "'");
+    }
+    if (kind != 'm') {
+      continue;
+    }
+    if (s < 0 || s >= o.calls || seen[static_cast<std::size_t>(s)]) {
+      throw std::runtime_error("unexpected or duplicate message " + std::to_string(s));
+    }
+    seen[static_cast<std::size_t>(s)] = 1;
+    ++measured;
+    res.e2e_ns.push_back(arrival - sent);
+    const std::int64_t reply = reply_at[static_cast<std::size_t>(s)];
+    if (arrival < reply) {
+      ++res.before_reply;
+    } else {
+      res.reply_to_arrival.push_back(arrival - reply);
+    }
+  }
+  if (!ended || measured != o.calls) {
+    throw std::runtime_error("the process reported " + std::to_string(measured) + " of " +
+                             std::to_string(o.calls) + " messages" +
+                             (ended ? "" : " (no end line)"));
+  }
+  client.reset();
+  server.Stop(10000);
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. ps with N slots.
+
+struct PsResult {
+  int slots = 0;
+  int rows = 0;
+  int ctl_lines = 0;
+  double start_s = 0;
+  std::vector<std::int64_t> ping, list, connect_list, ctl;
+  double master_ms_per_list = 0, manager_ms_per_list = 0, client_ms_per_list = 0;
+  double others_percent = 0;
+  double stop_ms = 0;
+};
+
+int CountLines(const fs::path& path) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+  }
+  return n;
+}
+
+PsResult RunPs(const Options& o, const Files& files, const fs::path& tmp) {
+  PsResult res;
+  res.slots = o.slots;
+  Server server("ps server", files, tmp / "ps", o.session_file);
+  std::string toml = "[[process]]\n";
+  toml += "name = \"idle\"\n";
+  toml += "unit = \"" + files.unit + "\"\n";
+  toml += "class = \"BenchIdle\"\n";
+  toml += "count = " + std::to_string(o.slots) + "\n";
+  const std::int64_t t0 = MonotonicNs();
+  server.Start(toml);
+  std::unique_ptr<ControlClient> client = server.Connect(20000);
+  std::vector<ProcessRow> rows =
+      server.WaitRunning(*client, o.slots, o.start_timeout_s * 1000, 250);
+  res.start_s = (MonotonicNs() - t0) / 1e9;
+  res.rows = static_cast<int>(rows.size());
+  std::printf("  server: master %d, manager %d; %d slots running %.1f s after the start (%d rows)\n",
+              static_cast<int>(server.pid()), static_cast<int>(server.ManagerPid()), o.slots,
+              res.start_s, res.rows);
+  std::fflush(stdout);
+  SleepMs(500);  // let the last registry writes and status events settle
+
+  // Warm-up.
+  for (int i = 0; i < 3; ++i) {
+    MustOk(client->ListProcesses().status(), "ListProcesses");
+    DoPings(*client, 20, nullptr);
+  }
+
+  // Server CPU per ListProcesses, measured apart from the latency loop (no other calls mixed in).
+  {
+    const int n = std::max(10, std::min(o.ps_runs, 30));
+    PathPids p;
+    p.client = ::getpid();
+    p.master = server.pid();
+    p.manager = server.ManagerPid();
+    const PathTime a = ReadPath(p);
+    for (int i = 0; i < n; ++i) {
+      CheckGoOn();
+      MustOk(client->ListProcesses().status(), "ListProcesses");
+    }
+    const PathTime b = ReadPath(p);
+    res.client_ms_per_list = (b.client.run_ns - a.client.run_ns) / 1e6 / n;
+    res.master_ms_per_list = (b.master.run_ns - a.master.run_ns) / 1e6 / n;
+    res.manager_ms_per_list = (b.manager.run_ns - a.manager.run_ns) / 1e6 / n;
+  }
+
+  const fs::path ctl_out = tmp / "ps.out";
+  const fs::path ctl_err = tmp / "ps.err";
+  const std::vector<std::string> ctl_argv = {files.sprocketctl,
+                                             "--run_dir=" + server.run_dir().string(), "ps"};
+  CpuWatch watch({server.pid()});
+  const CpuSnapshot cpu0 = watch.Take();
+  for (int i = 0; i < o.ps_runs; ++i) {
+    CheckGoOn();
+    // The order rotates, so none of the three always runs right after another.
+    for (int k = 0; k < 3; ++k) {
+      switch ((i + k) % 3) {
+        case 0: {
+          std::int64_t a = MonotonicNs();
+          absl::StatusOr<std::vector<ProcessRow>> r = client->ListProcesses();
+          std::int64_t b = MonotonicNs();
+          MustOk(r.status(), "ListProcesses");
+          if (static_cast<int>(r->size()) < o.slots) {
+            throw std::runtime_error("ListProcesses returned " + std::to_string(r->size()) +
+                                     " rows, fewer than the slots");
+          }
+          res.list.push_back(b - a);
+          a = MonotonicNs();
+          MustOk(client->Ping(), "Ping");
+          b = MonotonicNs();
+          res.ping.push_back(b - a);
+          break;
+        }
+        case 1: {
+          const std::int64_t a = MonotonicNs();
+          absl::StatusOr<std::unique_ptr<ControlClient>> c =
+              ControlClient::ConnectPrivate(server.socket());
+          MustOk(c.status(), "connect");
+          absl::StatusOr<std::vector<ProcessRow>> r = (*c)->ListProcesses();
+          c->reset();
+          const std::int64_t b = MonotonicNs();
+          MustOk(r.status(), "ListProcesses (new connection)");
+          res.connect_list.push_back(b - a);
+          break;
+        }
+        case 2: {
+          const std::int64_t a = MonotonicNs();
+          Child ctl = Spawn(ctl_argv, {}, ctl_out, ctl_err, /*new_session=*/false);
+          std::optional<int> status = WaitExit(ctl.pid, ctl.pidfd, 10000);
+          const std::int64_t b = MonotonicNs();
+          ::close(ctl.pidfd);
+          if (!status) {
+            ::kill(ctl.pid, SIGKILL);
+            WaitExit(ctl.pid, -1, 2000);
+            throw std::runtime_error("sprocketctl ps did not finish within 10 s");
+          }
+          if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+            throw std::runtime_error("sprocketctl ps: " + DescribeStatus(*status) + ": " +
+                                     ReadFile(ctl_err));
+          }
+          res.ctl.push_back(b - a);
+          if (res.ctl.size() == 1) {
+            res.ctl_lines = CountLines(ctl_out);
+          }
+          break;
+        }
+      }
+    }
+  }
+  res.others_percent = CpuWatch::OthersPercent(cpu0, watch.Take());
+  client.reset();
+  const std::int64_t s0 = MonotonicNs();
+  server.Stop(30000);
+  res.stop_ms = (MonotonicNs() - s0) / 1e6;
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void PrintLatencyHeader(const char* first) {
+  std::printf("  %-40s %10s %9s %9s %9s %9s %9s\n", first, "calls/s", "p50 ms", "p90 ms",
+              "p99 ms", "p99.9 ms", "max ms");
+}
+
+void PrintLatencyRow(const std::string& name, double rate, const Stats& s) {
+  std::printf("  %-40s %10s %9.3f %9.3f %9.3f %9.3f %9.3f\n", name.c_str(),
+              rate > 0 ? Thousands(rate).c_str() : "-", s.p50, s.p90, s.p99, s.p999, s.max);
+}
+
+void PrintCpuRow(const char* name, const PathTime& t, int calls) {
+  auto us = [&](std::int64_t ns) { return static_cast<double>(ns) / 1e3 / calls; };
+  const std::int64_t run =
+      t.client.run_ns + t.master.run_ns + t.manager.run_ns + t.process.run_ns;
+  const std::int64_t wait =
+      t.client.wait_ns + t.master.wait_ns + t.manager.wait_ns + t.process.wait_ns;
+  std::printf("  %-16s %8.1f %8.1f %8.1f %8.1f %8.1f %14.1f\n", name, us(t.client.run_ns),
+              us(t.master.run_ns), us(t.manager.run_ns), us(t.process.run_ns), us(run), us(wait));
+}
+
+void PrintHeader(const Options& o, const fs::path& tmp) {
+  std::string load;
+  std::getline(std::ifstream("/proc/loadavg") >> std::ws, load);
+  std::string cpu;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; cpu.empty() && std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+    }
+  }
+  struct statfs fs_info {};
+  const bool tmpfs = ::statfs(tmp.c_str(), &fs_info) == 0 && fs_info.f_type == TMPFS_MAGIC;
+#ifdef NDEBUG
+  const char* mode = "opt";
+#else
+  const char* mode = "NOT -c opt";
+#endif
+  std::printf("== bench_message: sprocket's control API on RUN_DIR/control.sock (peer-to-peer D-Bus)\n");
+  std::printf("  %u CPUs (%s), load average %s; driver build: %s\n",
+              std::thread::hardware_concurrency(), cpu.c_str(),
+              load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)).c_str(),
+              mode);
+  std::printf("  temp dir %s (%s); %d calls of each kind after %d warm-up, %d slots for ps\n\n",
+              tmp.c_str(), tmpfs ? "tmpfs" : "not tmpfs", o.calls, o.warmup, o.slots);
+}
+
+int Main(int argc, char** argv) {
+  const Options o = ParseOptions(argc, argv);
+  g_run_deadline_ns = MonotonicNs() + static_cast<std::int64_t>(o.max_seconds) * 1000000000LL;
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  const Files files = FindFiles(argv[0]);
+  TempDir tmp(TempParent(o), o.keep_tmp);
+  PrintHeader(o, tmp.path());
+  const std::int64_t run_start = MonotonicNs();
+
+  std::printf("== 1. Send -> OnPipeReadable beside Ping (no-op), one connection, %d rounds "
+              "alternating\n", o.rounds);
+  std::fflush(stdout);
+  const MessageResult m = RunMessage(o, files, tmp.path());
+  const double ping_rate = m.calls / (m.ping.elapsed_ns / 1e9);
+  const double send_rate = m.calls / (m.send.elapsed_ns / 1e9);
+  const double ratio = send_rate / ping_rate;
+  const Stats ping = Summarize(m.ping.latency_ns);
+  const Stats send = Summarize(m.send.latency_ns);
+  const Stats e2e = Summarize(m.e2e_ns);
+  const Stats after = Summarize(m.reply_to_arrival);
+  std::printf("\n");
+  PrintLatencyHeader("");
+  PrintLatencyRow("Ping (no-op: the D-Bus floor)", ping_rate, ping);
+  PrintLatencyRow("Send, round trip (reply received)", send_rate, send);
+  PrintLatencyRow("Send -> OnPipeReadable (end to end)", 0, e2e);
+  std::printf("\n  Send/Ping calls/s = %.2f\n", ratio);
+  std::printf("  OnPipeReadable began before the client had the reply for %.1f%% of messages;"
+              " otherwise %.3f ms after it (p50), %.3f ms (p99)\n",
+              100.0 * static_cast<double>(m.before_reply) / m.calls, after.p50, after.p99);
+  std::printf("  the process got %llu messages in %llu OnPipeReadable calls (incl. warm-up and "
+              "\"dump\")\n",
+              static_cast<unsigned long long>(m.messages),
+              static_cast<unsigned long long>(m.wakeups));
+  std::printf("\n  CPU per call, us (schedstat)   client   master  manager  process    total"
+              "  runnable-wait\n");
+  PrintCpuRow("Ping", m.ping.cpu, m.calls);
+  PrintCpuRow("Send", m.send.cpu, m.calls);
+  std::printf("  wall time per call, us: Ping %.1f, Send %.1f\n", m.ping.elapsed_ns / 1e3 / m.calls,
+              m.send.elapsed_ns / 1e3 / m.calls);
+  std::printf("  other processes used %.0f%% of the CPUs during the measurement%s\n",
+              m.others_percent,
+              m.others_percent > kNoisyOthersPercent ? " (NOISY: rerun on a quiet machine)" : "");
+  std::fflush(stdout);
+
+  std::printf("\n== 2. ps with %d slots (one registration, count = %d, of BenchIdle); %d runs each, "
+              "interleaved\n", o.slots, o.slots, o.ps_runs);
+  std::fflush(stdout);
+  const PsResult p = RunPs(o, files, tmp.path());
+  const Stats ps_ping = Summarize(p.ping);
+  const Stats list = Summarize(p.list);
+  const Stats connect_list = Summarize(p.connect_list);
+  const Stats ctl = Summarize(p.ctl);
+  std::printf("\n");
+  std::printf("  %-52s %9s %9s %9s %9s %9s\n", "", "p50 ms", "p90 ms", "p99 ms", "max ms",
+              "mean ms");
+  auto row = [](const std::string& name, const Stats& s) {
+    std::printf("  %-52s %9.3f %9.3f %9.3f %9.3f %9.3f\n", name.c_str(), s.p50, s.p90, s.p99,
+                s.max, s.mean);
+  };
+  row("Ping, same connection (floor)", ps_ping);
+  row("ListProcesses, one connection (client library)", list);
+  row("connect + ListProcesses + close", connect_list);
+  row("sprocketctl ps (fork, exec, " + std::to_string(p.ctl_lines) + " lines to a file)", ctl);
+  std::printf("\n  CPU per ListProcesses (schedstat): master %.2f ms, manager %.2f ms, client "
+              "%.2f ms\n",
+              p.master_ms_per_list, p.manager_ms_per_list, p.client_ms_per_list);
+  std::printf("  other processes used %.0f%% of the CPUs during the measurement%s\n",
+              p.others_percent,
+              p.others_percent > kNoisyOthersPercent ? " (NOISY: rerun on a quiet machine)" : "");
+
+  const bool goal_rate = ratio >= 0.8;
+  const bool goal_p99 = e2e.p99 <= 2.0;
+  const bool goal_ps = ctl.p99 <= 100.0;
+  std::printf("\n== goals\n");
+  std::printf("  Send calls/s >= 0.80x Ping calls/s:       %-7s (%.2fx: %s vs %s calls/s)\n",
+              Met(goal_rate), ratio, Thousands(send_rate).c_str(), Thousands(ping_rate).c_str());
+  std::printf("  Send -> OnPipeReadable p99 <= 2 ms:       %-7s (%.3f ms; Send round trip p99 %.3f "
+              "ms)\n",
+              Met(goal_p99), e2e.p99, send.p99);
+  std::printf("  ps with %d slots <= 100 ms:             %-7s (sprocketctl ps p99 %.1f ms, p50 "
+              "%.1f ms; ListProcesses p99 %.1f ms)\n",
+              p.slots, Met(goal_ps), ctl.p99, ctl.p50, list.p99);
+  std::printf("  benchmark time: %.0f s (after the build)\n", (MonotonicNs() - run_start) / 1e9);
+  std::fflush(stdout);
+  if (o.check && !(goal_rate && goal_p99 && goal_ps)) {
+    return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "bench_message: %s\n", e.what());
+    return 1;
+  }
+}
