@@ -79,6 +79,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   void ResumeAccepting();
   void Add(Session* s) { sessions_.insert(s); }
   void Remove(Session* s);
+  void Sweep();
 
   asio::io_context& io_;
   const HttpConfig& config_;
@@ -89,14 +90,16 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   bool draining_ = false;
   std::function<void()> on_drained_;
   asio::steady_timer deadline_;
+  asio::steady_timer sweep_{io_};
 };
+
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<HttpServer::Impl> server, tcp::socket socket)
-      : server_(std::move(server)), stream_(std::move(socket)) {
+      : server_(std::move(server)), socket_(std::move(socket)) {
     boost::system::error_code ec;
-    loopback_ = IsLoopback(stream_.socket().remote_endpoint(ec)) && !ec;
+    loopback_ = IsLoopback(socket_.remote_endpoint(ec)) && !ec;
     server_->Add(this);
   }
   ~Session() { server_->Remove(this); }
@@ -104,9 +107,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void Start() { Read(); }
   void Close() {
     boost::system::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
   }
+  // The sweep closes a session whose deadline passed: a per-operation timer would cost more
+  // than the request itself.
+  bool Expired(std::chrono::steady_clock::time_point now) const { return now > deadline_; }
 
  private:
   void Read();
@@ -115,7 +121,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Fail(int status, std::string msg);
 
   std::shared_ptr<HttpServer::Impl> server_;
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
+  std::chrono::steady_clock::time_point deadline_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
@@ -129,8 +136,9 @@ void Session::Read() {
   parser_->header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
   parser_->body_limit(config.max_body_bytes);
   // The first request must come promptly; later ones may wait for the keep-alive timeout.
-  stream_.expires_after(first_ ? config.request_timeout : config.keep_alive_timeout);
-  http::async_read(stream_, buffer_, *parser_,
+  deadline_ = std::chrono::steady_clock::now() +
+              (first_ ? config.request_timeout : config.keep_alive_timeout);
+  http::async_read(socket_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
                      self->OnRead(ec);
                    });
@@ -173,8 +181,8 @@ void Session::Respond(HttpResponse& response, bool keep_alive) {
   response_.body() = std::move(response.body);
   response_.keep_alive(keep_alive);
   response_.prepare_payload();
-  stream_.expires_after(server_->config_.request_timeout);
-  http::async_write(stream_, response_,
+  deadline_ = std::chrono::steady_clock::now() + server_->config_.request_timeout;
+  http::async_write(socket_, response_,
                     [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
                       if (ec || !keep_alive) {
                         self->Close();
@@ -188,6 +196,28 @@ void Session::Fail(int status, std::string msg) {
   HttpResponse response;
   response.Json(status, nullptr, msg);
   Respond(response, /*keep_alive=*/false);
+}
+
+// Timeouts are enforced by this sweep, twice a second, so they are exact to about 0.5 s.
+void HttpServer::Impl::Sweep() {
+  sweep_.expires_after(std::chrono::milliseconds(500));
+  sweep_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self) {
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<Session*> expired;
+    for (Session* s : self->sessions_) {
+      if (s->Expired(now)) {
+        expired.push_back(s);
+      }
+    }
+    for (Session* s : expired) {
+      s->Close();
+    }
+    self->Sweep();
+  });
 }
 
 absl::Status HttpServer::Impl::Listen(const std::vector<int>& fds) {
@@ -213,6 +243,7 @@ absl::Status HttpServer::Impl::Listen(const std::vector<int>& fds) {
   for (auto& acceptor : acceptors_) {
     Accept(*acceptor);
   }
+  Sweep();
   return absl::OkStatus();
 }
 
@@ -223,14 +254,14 @@ void HttpServer::Impl::Accept(tcp::acceptor& acceptor) {
   }
   acceptor.async_accept([self = shared_from_this(), &acceptor](boost::system::error_code ec,
                                                                tcp::socket socket) {
-    if (self->draining_ || ec == asio::error::operation_aborted) {
-      return;
-    }
     if (!ec) {
+      // Accepted just as the drain began: still ours to answer (with Connection: close).
       socket.set_option(tcp::no_delay(true), ec);
       std::make_shared<Session>(self, std::move(socket))->Start();
     }
-    self->Accept(acceptor);
+    if (!self->draining_ && ec != asio::error::operation_aborted) {
+      self->Accept(acceptor);
+    }
   });
 }
 

@@ -53,6 +53,8 @@ class RealOsImpl final : public Os {
       r = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED);
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
+      // EAGAIN (Unavailable): the pidfd is non-blocking and the child is not reapable yet
+      // (a traced child can signal exit before it can be waited for); wait again.
       return absl::ErrnoToStatus(errno, "waitid(P_PIDFD)");
     }
     ExitStatus status;

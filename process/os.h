@@ -36,6 +36,7 @@ class Os {
   // A pidfd: readable once the process exits; reaped with WaitPidfd.
   virtual absl::StatusOr<UniqueFd> PidfdOpen(pid_t pid) = 0;
   // Reaps the exited process behind `pidfd` (must be readable) and returns how it ended.
+  // Unavailable (EAGAIN) when it cannot be reaped yet: watch the pidfd again.
   virtual absl::StatusOr<ExitStatus> WaitPidfd(int pidfd) = 0;
   // The process's start time in clock ticks since boot (/proc/PID/stat field 22), which with
   // the pid identifies a process even after the pid is reused.

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <optional>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <glog/logging.h>
@@ -135,7 +136,8 @@ class SupervisorImpl final : public Supervisor {
   // Forking and watching.
   std::shared_ptr<Child> Spawn(Slot& slot);
   [[noreturn]] void RunChild(Slot& slot, UniqueFd channel);
-  void Watch(Slot& slot, const std::shared_ptr<Child>& child);
+  // Watches the child's pidfd for its exit and, with `channel`, starts reading its frames.
+  void Watch(Slot& slot, const std::shared_ptr<Child>& child, bool channel = true);
   void OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Frame frame);
   void OnReady(Slot& slot, const std::shared_ptr<Child>& child);
   void Deliver(Slot& slot);
@@ -167,6 +169,7 @@ class SupervisorImpl final : public Supervisor {
                       const std::string& group) const;
 
   void Publish();
+  void PublishNow();
   std::string StatusLine() const;
   void CheckSettled();
   void CheckStopped();
@@ -192,6 +195,9 @@ class SupervisorImpl final : public Supervisor {
   // "ok" or "failed: reason" for the status line; empty before the first reload.
   std::string last_reload_;
   std::string status_line_;
+  bool publish_pending_ = false;
+  // Every slot has exited and on_stopped ran: the registry is the caller's to remove.
+  bool stopped_ = false;
 };
 
 SupervisorImpl::SupervisorImpl(asio::io_context& io, Os& os, SupervisorOptions options,
@@ -266,7 +272,7 @@ void SupervisorImpl::RunChild(Slot& slot, UniqueFd channel) {
   ::_exit(kExitChildSetup);  // worker_main never returns
 }
 
-void SupervisorImpl::Watch(Slot& slot, const std::shared_ptr<Child>& child) {
+void SupervisorImpl::Watch(Slot& slot, const std::shared_ptr<Child>& child, bool channel) {
   std::weak_ptr<Child> weak = child;
   child->pidfd->async_wait(asio::posix::descriptor_base::wait_read,
                            [this, &slot, weak](boost::system::error_code ec) {
@@ -274,6 +280,9 @@ void SupervisorImpl::Watch(Slot& slot, const std::shared_ptr<Child>& child) {
                                OnExit(slot, c);
                              }
                            });
+  if (!channel) {
+    return;
+  }
   child->channel->Start(
       [this, &slot, weak](Frame frame) {
         if (auto c = weak.lock()) {
@@ -365,6 +374,10 @@ void SupervisorImpl::Emit(const Slot& slot, const Child& child, const char* even
 
 void SupervisorImpl::OnExit(Slot& slot, const std::shared_ptr<Child>& child) {
   absl::StatusOr<ExitStatus> status = os_.WaitPidfd(child->pidfd->native_handle());
+  if (absl::IsUnavailable(status.status())) {
+    Watch(slot, child, /*channel=*/false);
+    return;
+  }
   CHECK(status.ok()) << slot.Label() << ": " << status.status();
   child->channel->DrainNow();
   child->channel->Close();
@@ -573,7 +586,8 @@ void SupervisorImpl::FinishReload(const absl::Status& result) {
   }
   reload_plan_.clear();
   reloading_ = false;
-  Publish();
+  // A caller told "reload finished" may read the registry at once: it must show the new pids.
+  PublishNow();
   for (auto& done : std::exchange(reload_waiters_, {})) {
     done(result);
   }
@@ -798,6 +812,7 @@ void SupervisorImpl::CheckStopped() {
     }
   }
   if (retired_.empty()) {
+    stopped_ = true;
     std::exchange(on_stopped_, nullptr)();
   }
 }
@@ -811,6 +826,8 @@ void SupervisorImpl::CheckSettled() {
       return;
     }
   }
+  // Whoever hears "ready" may read the registry at once: it must already say so.
+  PublishNow();
   std::exchange(on_settled_, nullptr)();
 }
 
@@ -835,7 +852,21 @@ std::vector<SlotRecord> SupervisorImpl::Snapshot() const {
   return out;
 }
 
+// Coalesced: many changes in one turn of the loop (a thousand slots stopping) make one write.
 void SupervisorImpl::Publish() {
+  if (publish_pending_ || stopped_) {
+    return;
+  }
+  publish_pending_ = true;
+  asio::post(io_, [this] {
+    publish_pending_ = false;
+    if (!stopped_) {
+      PublishNow();
+    }
+  });
+}
+
+void SupervisorImpl::PublishNow() {
   if (absl::Status s = registry_.Write(Snapshot()); !s.ok()) {
     LOG(WARNING) << "pid registry not updated: " << s.message() << ", ignoring";
   }

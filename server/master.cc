@@ -211,6 +211,10 @@ void Master::OnWatchdogTick() {
 
 void Master::OnManagerExit() {
   absl::StatusOr<ExitStatus> status = RealOs().WaitPidfd(manager_pidfd_->native_handle());
+  if (absl::IsUnavailable(status.status())) {
+    WatchManager();  // not reapable yet (see Os::WaitPidfd)
+    return;
+  }
   CHECK(status.ok()) << status.status();
   manager_pidfd_.reset();
   manager_channel_->Close();

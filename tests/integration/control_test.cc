@@ -300,7 +300,10 @@ TEST_F(ControlTest, SignalsReportStartsExitsAndReloads) {
   }).ok());
   ASSERT_EQ(seen.size(), 2u) << (seen.empty() ? "" : seen[0]);
   EXPECT_EQ(seen[0], absl::StrCat("ProcessExited process ver 1 ", old, " exit 0"));
-  EXPECT_EQ(seen[1], absl::StrCat("ProcessStarted process ver 1 ", server_.PidFile("ver", 1)));
+  // The registry is written right after the signal goes out.
+  EXPECT_TRUE(WaitUntil([&] {
+    return seen[1] == absl::StrCat("ProcessStarted process ver 1 ", server_.PidFile("ver", 1));
+  })) << seen[1];
 }
 
 TEST_F(ControlTest, ARunDirTooLongForASocketIsAClearError) {

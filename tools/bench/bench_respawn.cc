@@ -77,7 +77,8 @@ struct Options {
                "bench_respawn: unknown argument '%s'\n"
                "usage: bench_respawn [--kills=N (>=200 for the issue)] [--supervisord_kills=N]\n"
                "                     [--warmup=N] [--settle_ms=MS] [--timeout_ms=MS]\n"
-               "                     [--keep_tmp] [--check (exit 3 if a goal is missed)]\n",
+               "                     [--keep_tmp] [--check (exit 3 if a goal is missed, 4 if the\n"
+               "                     machine was too busy to tell)]\n",
                bad);
   std::exit(2);
 }
@@ -730,6 +731,21 @@ bool PrintGoals(const Peer& sprocket, const Peer& minimal, const Peer& superviso
   return minimal_ok && supervisord_ok;
 }
 
+// Says how busy the machine was; false if too busy for the figures to be trusted.
+bool PrintLoad(double busy) {
+  std::printf(
+      "machine CPU busy during the measurement: %.0f%% of %u CPUs (this benchmark "
+      "included)\n",
+      busy, std::thread::hardware_concurrency());
+  if (busy <= kBusyWarnPercent) {
+    return true;
+  }
+  std::printf(
+      "WARNING: other work competed for the CPUs; sub-millisecond figures, the ratios "
+      "and the MET/MISSED verdicts are unreliable. Rerun on an idle machine.\n");
+  return false;
+}
+
 int Run(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   if (o.kills < 200) {
@@ -754,16 +770,11 @@ int Run(int argc, char** argv) {
   }
   PrintTable(peers);
   const bool met = PrintGoals(sprocket, minimal, supervisord);
-  std::printf(
-      "machine CPU busy during the measurement: %.0f%% of %u CPUs (this benchmark "
-      "included)\n",
-      busy, std::thread::hardware_concurrency());
-  if (busy > kBusyWarnPercent) {
-    std::printf(
-        "WARNING: other work competed for the CPUs; sub-millisecond figures, and so the "
-        "ratios, are unreliable. Rerun on an idle machine.\n");
+  const bool quiet = PrintLoad(busy);
+  if (!o.check) {
+    return 0;
   }
-  return o.check && !met ? 3 : 0;
+  return !quiet ? 4 : (met ? 0 : 3);
 }
 
 }  // namespace
