@@ -328,5 +328,20 @@ TEST_F(SystemdTest, StopLeavesNothingAndSucceeds) {
   EXPECT_THAT(Exec({"journalctl", "--no-pager", "-u", "sprocket"}).out, HasSubstr("sprocket stopped"));
 }
 
+TEST_F(SystemdTest, UninstallRemovesEveryInstalledFile) {
+  const std::string manifest = dir_ + "/usr/lib/sprocket/install-manifest";
+  const std::string listed = ReadFileOrEmpty(manifest);
+  ASSERT_THAT(listed, HasSubstr("/etc/systemd/system/sprocket.service"));
+  CommandResult r = Exec({"/bin/bash", Runfile("sprocket/tools/install"), "--uninstall",
+                          "--prefix=" + dir_ + "/usr"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/usr")) << "every folder the install made is gone";
+  for (const char* path : {"/etc/systemd/system/sprocket.service", "/etc/systemd/system/sprocket.socket",
+                           "/run/dbus-1/system.d/org.sprocket.Server1.conf"}) {
+    EXPECT_NE(Exec({"test", "-e", path}).exit_code, 0) << path;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/etc/sprocket/sprocket.toml"));
+}
+
 }  // namespace
 }  // namespace sprocket::testing
