@@ -82,6 +82,8 @@ struct Options {
   int rounds = 4;
   int slots = 1000;
   int ps_runs = 50;
+  int paced = 5000;        // paced Sends after the back-to-back ones (0: none)
+  int paced_rate = 1000;   // per second
   int start_timeout_s = 90;
   int max_seconds = 170;
   std::string tmp;
@@ -98,7 +100,7 @@ struct Options {
                "usage: bench_message [--calls=N] [--warmup=N] [--rounds=N] [--slots=N]\n"
                "                     [--ps_runs=N] [--start_timeout_s=S] [--max_seconds=S]\n"
                "                     [--tmp=DIR] [--session_file=PATH] [--keep_tmp]\n"
-               "                     [--only=message|--only=ps]\n"
+               "                     [--paced=N] [--paced_rate=PER_S] [--only=message|--only=ps]\n"
                "                     [--check (exit 3 if a goal is missed)]\n",
                bad.c_str());
   std::exit(2);
@@ -131,7 +133,8 @@ Options ParseOptions(int argc, char** argv) {
     };
     if (number("calls", o.calls, 100, 10000000) || number("warmup", o.warmup, 0, 1000000) ||
         number("rounds", o.rounds, 1, 1000) || number("slots", o.slots, 1, 10000) ||
-        number("ps_runs", o.ps_runs, 1, 100000) ||
+        number("ps_runs", o.ps_runs, 1, 100000) || number("paced", o.paced, 0, 1000000) ||
+        number("paced_rate", o.paced_rate, 1, 1000000) ||
         number("start_timeout_s", o.start_timeout_s, 1, 3600) ||
         number("max_seconds", o.max_seconds, 10, 36000) || text("tmp", o.tmp) ||
         text("session_file", o.session_file)) {
@@ -793,6 +796,9 @@ struct MessageResult {
   std::vector<std::int64_t> e2e_ns;           // SENT → OnPipeReadable began
   std::int64_t before_reply = 0;              // messages that reached OnPipeReadable first
   std::vector<std::int64_t> reply_to_arrival;  // arrival − reply (when the reply came first)
+  // Paced: Sends spaced 1/paced_rate apart, after the back-to-back rounds.
+  std::vector<std::int64_t> paced_rtt_ns, paced_e2e_ns;
+  int paced = 0, paced_rate = 0;
   std::uint64_t wakeups = 0, messages = 0;
   double others_percent = 0;
   int calls = 0, warmup = 0, rounds = 0;
@@ -864,7 +870,7 @@ MessageResult RunMessage(const Options& o, const Files& files, const fs::path& t
   toml += "class = \"BenchSink\"\n";
   toml += "count = 1\n";
   toml += "arg = { out = \"" + out.string() + "\", reserve = " +
-          std::to_string(o.calls + o.warmup + 16) + " }\n";
+          std::to_string(o.calls + o.warmup + o.paced + 16) + " }\n";
   server.Start(toml);
   std::unique_ptr<ControlClient> client = server.Connect(20000);
   std::vector<ProcessRow> rows = server.WaitRunning(*client, 1, 20000, 20);
@@ -914,6 +920,32 @@ MessageResult RunMessage(const Options& o, const Files& files, const fs::path& t
   }
   res.others_percent = CpuWatch::OthersPercent(cpu0, watch.Take());
 
+  // Paced: the same Send at a steady rate well below saturation, so the process is not
+  // competing with a back-to-back stream of calls for the CPUs.
+  res.paced = o.paced;
+  res.paced_rate = o.paced_rate;
+  {
+    const std::int64_t interval = 1000000000LL / o.paced_rate;
+    std::int64_t next = MonotonicNs() + interval;
+    char message[64];
+    for (int i = 0; i < o.paced; ++i) {
+      if ((i & 63) == 0) {
+        CheckGoOn();
+      }
+      timespec at{static_cast<time_t>(next / 1000000000LL), static_cast<long>(next % 1000000000LL)};
+      while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
+        CheckGoOn();
+      }
+      next += interval;
+      const std::int64_t t0 = MonotonicNs();
+      std::snprintf(message, sizeof(message), "p %d %" PRId64, i, t0);
+      absl::StatusOr<std::pair<std::string, std::uint32_t>> r = client->Send("sink", message);
+      const std::int64_t t1 = MonotonicNs();
+      MustOk(r.status(), "Send (paced)");
+      res.paced_rtt_ns.push_back(t1 - t0);
+    }
+  }
+
   // What the process saw.
   fs::remove(out);
   absl::StatusOr<std::pair<std::string, std::uint32_t>> dumped = client->Send("sink", "dump");
@@ -936,6 +968,7 @@ MessageResult RunMessage(const Options& o, const Files& files, const fs::path& t
   res.wakeups = wakeups;
   res.messages = messages;
   std::vector<char> seen(static_cast<std::size_t>(o.calls), 0);
+  std::vector<char> paced_seen(static_cast<std::size_t>(o.paced), 0);
   bool ended = false;
   int measured = 0;
   while (std::getline(in, line)) {
@@ -948,6 +981,14 @@ MessageResult RunMessage(const Options& o, const Files& files, const fs::path& t
     }
     if (std::sscanf(line.c_str(), "%lld %c %d %lld", &arrival, &kind, &s, &sent) != 4) {
       throw std::runtime_error("malformed line in " + out.string() + ": '" + line + "'");
+    }
+    if (kind == 'p') {
+      if (s < 0 || s >= o.paced || paced_seen[static_cast<std::size_t>(s)]) {
+        throw std::runtime_error("unexpected or duplicate paced message " + std::to_string(s));
+      }
+      paced_seen[static_cast<std::size_t>(s)] = 1;
+      res.paced_e2e_ns.push_back(arrival - sent);
+      continue;
     }
     if (kind != 'm') {
       continue;
@@ -965,9 +1006,11 @@ MessageResult RunMessage(const Options& o, const Files& files, const fs::path& t
       res.reply_to_arrival.push_back(arrival - reply);
     }
   }
-  if (!ended || measured != o.calls) {
+  if (!ended || measured != o.calls || static_cast<int>(res.paced_e2e_ns.size()) != o.paced) {
     throw std::runtime_error("the process reported " + std::to_string(measured) + " of " +
-                             std::to_string(o.calls) + " messages" +
+                             std::to_string(o.calls) + " messages and " +
+                             std::to_string(res.paced_e2e_ns.size()) + " of " +
+                             std::to_string(o.paced) + " paced ones" +
                              (ended ? "" : " (no end line)"));
   }
   client.reset();
@@ -1197,6 +1240,12 @@ void ReportMessage(const MessageResult& m, Goals& goals) {
   PrintLatencyRow("Ping (no-op: the D-Bus floor)", ping_rate, ping);
   PrintLatencyRow("Send, round trip (reply received)", send_rate, send);
   PrintLatencyRow("Send -> OnPipeReadable (end to end)", 0, e2e);
+  if (m.paced > 0) {
+    std::printf("  then %d Sends paced at %d/s (not back to back; context, not a goal):\n",
+                m.paced, m.paced_rate);
+    PrintLatencyRow("  Send, round trip, paced", 0, Summarize(m.paced_rtt_ns));
+    PrintLatencyRow("  Send -> OnPipeReadable, paced", 0, Summarize(m.paced_e2e_ns));
+  }
   std::printf("\n  Send/Ping calls/s = %.2f\n", ratio);
   std::printf("  OnPipeReadable began before the client had the reply for %.1f%% of messages;"
               " otherwise %.3f ms after it (p50), %.3f ms (p99)\n",
