@@ -8,7 +8,8 @@
 //      (reply received). From the process: BenchSink timestamps every message as its
 //      OnPipeReadable begins, so SENT_NS → that instant is the end-to-end latency. Prints the
 //      ratio Send calls/s ÷ Ping calls/s, and the CPU time per call of each process on the path
-//      (client, master, manager, the process) from /proc/PID/task/*/schedstat.
+//      (client, master, manager, the process) from /proc/PID/task/*/schedstat. Then --paced
+//      Sends at a steady --paced_rate, for the latency when calls are not back to back.
 //   2. ps with N slots (default 1,000). A second server with one registration of N BenchIdle
 //      processes; once ListProcesses shows all N running, it times, interleaved: ListProcesses on
 //      one connection (client library), connect + ListProcesses, and the real
@@ -18,8 +19,9 @@
 // Goals (from the issue): Send ≥ 0.8× the no-op floor in calls/s; Send → OnPipeReadable
 // p99 ≤ 2 ms; `ps` with 1,000 slots ≤ 100 ms (judged on sprocketctl ps's p99).
 //
-//   tools/bench_message [--calls=20000] [--warmup=2000] [--rounds=4] [--slots=1000]
-//                       [--ps_runs=50] [--tmp=DIR] [--keep_tmp] [--check]
+//   tools/bench_message [--calls=20000] [--warmup=2000] [--rounds=4] [--paced=5000]
+//                       [--paced_rate=1000] [--slots=1000] [--ps_runs=50]
+//                       [--only=message|--only=ps] [--tmp=DIR] [--keep_tmp] [--check]
 //
 // Every server runs in its own session (setsid) and dies with the driver (PR_SET_PDEATHSIG);
 // each is stopped by pid (SIGTERM to its master, SIGKILL to whatever of its session is left after
