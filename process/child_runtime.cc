@@ -59,6 +59,8 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
   void OnSignal(int sig);
   void ReadChannel();
   void OnChannelBytes(std::size_t n);
+  void ScheduleAck();
+  void SendAck();
   void OnTimer(TimerId id);
   void ArmTimer(TimerId id, Timer& timer);
   void Stop(const char* why);
@@ -73,6 +75,9 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
   std::array<char, 64 * 1024> read_buffer_{};
   FrameDecoder decoder_;
   std::deque<std::string> inbox_;
+  std::size_t unacked_ = 0;
+  bool ack_pending_ = false;
+  asio::steady_timer ack_timer_{io_};
   std::map<TimerId, std::unique_ptr<Timer>> timers_;
   TimerId next_timer_ = 1;
   Process* process_ = nullptr;
@@ -161,13 +166,35 @@ void ChildRuntime::OnChannelBytes(std::size_t n) {
     }
     // Only now may the manager forget them: had OnPipeReadable not returned, the next instance
     // would get them again.
-    if (channel_) {
-      (void)WriteAll(channel_->native_handle(),
-                     EncodeFrame(FrameType::kAck, std::to_string(delivered)));
-    }
+    unacked_ += delivered;
+    ScheduleAck();
   }
   if (!stopping_) {
     ReadChannel();
+  }
+}
+
+// Acknowledgements are coalesced over a few milliseconds: under a stream of messages one ack
+// covers many, instead of waking the manager once more per message. A crash in that window only
+// means the next instance gets those messages again (delivery is at-least-once anyway).
+void ChildRuntime::ScheduleAck() {
+  if (ack_pending_) {
+    return;
+  }
+  ack_pending_ = true;
+  ack_timer_.expires_after(std::chrono::milliseconds(5));
+  ack_timer_.async_wait([this](boost::system::error_code ec) {
+    ack_pending_ = false;
+    if (!ec) {
+      SendAck();
+    }
+  });
+}
+
+void ChildRuntime::SendAck() {
+  if (unacked_ > 0 && channel_) {
+    (void)WriteAll(channel_->native_handle(),
+                   EncodeFrame(FrameType::kAck, std::to_string(std::exchange(unacked_, 0))));
   }
 }
 
@@ -226,6 +253,9 @@ void ChildRuntime::Stop(const char* why) {
   }
   stopping_ = true;
   LOG(INFO) << "process " << config_.name << " " << index_ << ": stopping (" << why << ")";
+  // Messages OnPipeReadable already handled are done: acknowledge them before leaving.
+  ack_timer_.cancel();
+  SendAck();
   if (channel_) {
     // Tells the manager this exit is deliberate, so it respawns at once without backoff.
     (void)WriteAll(channel_->native_handle(), EncodeFrame(FrameType::kStopping, ""));

@@ -40,7 +40,9 @@ void BusConnection::Close() {
 }
 
 void BusConnection::Kick() {
-  if (bus_ == nullptr) {
+  // sd-bus writes a message at once when it can; only a partial write leaves output queued,
+  // and only then must the wait in progress (for reading) become a wait for writing.
+  if (bus_ == nullptr || !(sd_bus_get_events(bus_) & POLLOUT)) {
     return;
   }
   waiting_ = false;
