@@ -41,7 +41,7 @@ std::optional<Frame> FrameDecoder::Next() {
     return std::nullopt;
   }
   if (type < static_cast<std::uint8_t>(FrameType::kReady) ||
-      type > static_cast<std::uint8_t>(FrameType::kEvent)) {
+      type > static_cast<std::uint8_t>(FrameType::kStart)) {
     status_ = absl::DataLossError(absl::StrFormat("unknown frame type %d", type));
     return std::nullopt;
   }

@@ -41,6 +41,8 @@ enum class FrameType : std::uint8_t {
   // manager -> master: JSON {"event": "started" | "exited" | ..., ...} for the control API's
   // signals.
   kEvent = 8,
+  // manager -> a child forked ahead of time: its predecessor has exited; load the unit now.
+  kStart = 9,
 };
 
 // A bound on one frame, so a corrupt length cannot make either side allocate gigabytes.

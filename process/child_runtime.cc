@@ -1,6 +1,8 @@
 #include "process/child_runtime.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -32,7 +34,7 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
   ChildRuntime(const ProcessConfig& config, int index, UniqueFd channel)
       : config_(config), index_(index), channel_fd_(std::move(channel)) {}
 
-  int Main();
+  int Main(bool held);
 
   // internal::ProcessContext
   const std::string& Name() const override { return config_.name; }
@@ -56,6 +58,7 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
   };
 
   bool OpenSignalFd();
+  bool WaitForStart();
   void OnSignal(int sig);
   void ReadChannel();
   void OnChannelBytes(std::size_t n);
@@ -84,7 +87,10 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
   bool stopping_ = false;
 };
 
-int ChildRuntime::Main() {
+int ChildRuntime::Main(bool held) {
+  if (held && !WaitForStart()) {
+    return kExitClean;  // told to stop before it was needed
+  }
   if (!OpenSignalFd()) {
     return kExitChildSetup;
   }
@@ -118,6 +124,37 @@ bool ChildRuntime::OpenSignalFd() {
   }
   signals_ = *std::move(reader);
   return true;
+}
+
+// Blocks until kStart (true) or until SIGTERM/SIGINT or the manager's end (false). Bytes that
+// follow kStart stay in the decoder for the event loop.
+bool ChildRuntime::WaitForStart() {
+  const sigset_t set = LoopSignals();
+  UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
+  for (;;) {
+    pollfd fds[2] = {{channel_fd_.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) {
+      return false;
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(sfd.get(), &info, sizeof(info)) == sizeof(info) &&
+          (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)) {
+        return false;
+      }
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP)) {
+      char buf[4096];
+      const ssize_t n = ::read(channel_fd_.get(), buf, sizeof(buf));
+      if (n <= 0) {
+        return false;
+      }
+      decoder_.Append(std::string_view(buf, static_cast<std::size_t>(n)));
+      if (std::optional<Frame> frame = decoder_.Next(); frame && frame->type == FrameType::kStart) {
+        return true;
+      }
+    }
+  }
 }
 
 void ChildRuntime::OnSignal(int sig) {
@@ -289,14 +326,15 @@ void ChildRuntime::Guard(const std::function<void()>& fn) {
   }
 }
 
-void RunProcessChild(pid_t manager, const ProcessConfig& config, int index, UniqueFd channel) {
+void RunProcessChild(pid_t manager, const ProcessConfig& config, int index, UniqueFd channel,
+                     bool held) {
   const int keep[] = {channel.get()};
   PrepareForkedChild(manager, keep);
   SetProcessTitle(absl::StrCat("sprocket: process ", config.name, " ", index));
   int code;
   {
     ChildRuntime runtime(config, index, std::move(channel));
-    code = runtime.Main();
+    code = runtime.Main(held);
   }
   google::FlushLogFiles(google::GLOG_INFO);
   ::_exit(code);

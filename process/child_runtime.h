@@ -18,7 +18,11 @@
 namespace sprocket {
 
 // Never returns: the child _exits with 0 after a clean stop, or a code from process/exit_codes.h.
+// With `held`, the child sets itself up and then waits for the manager's kStart before it loads
+// the unit: the manager forks a replacement while the old instance is still shutting down, so
+// the fork is off a hot restart's critical path, yet the unit is read only after the old
+// instance is gone — the code on disk then.
 [[noreturn]] void RunProcessChild(pid_t manager, const ProcessConfig& config, int index,
-                                  UniqueFd channel);
+                                  UniqueFd channel, bool held = false);
 
 }  // namespace sprocket

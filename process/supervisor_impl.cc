@@ -103,6 +103,8 @@ struct Slot {
   asio::steady_timer respawn_timer;
   std::shared_ptr<Child> current;
   std::shared_ptr<Child> replacement;
+  // A process child forked, held before loading the unit, while `current` shuts down on request.
+  std::shared_ptr<Child> next;
   // Set while a reload waits for this process slot to run again (or to fail).
   std::function<void(const absl::Status&)> on_restarted;
   // Messages waiting for the next running instance, oldest first.
@@ -134,8 +136,10 @@ class SupervisorImpl final : public Supervisor {
 
  private:
   // Forking and watching.
-  std::shared_ptr<Child> Spawn(Slot& slot);
-  [[noreturn]] void RunChild(Slot& slot, UniqueFd channel);
+  std::shared_ptr<Child> Spawn(Slot& slot, bool held = false);
+  [[noreturn]] void RunChild(Slot& slot, UniqueFd channel, bool held);
+  void ForkAhead(Slot& slot, const std::shared_ptr<Child>& stopping);
+  bool TakeNext(Slot& slot);
   // Watches the child's pidfd for its exit and, with `channel`, starts reading its frames.
   void Watch(Slot& slot, const std::shared_ptr<Child>& child, bool channel = true);
   void OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Frame frame);
@@ -232,7 +236,7 @@ void SupervisorImpl::Start(std::function<void()> on_settled) {
 // ---------------------------------------------------------------------------------------------
 // Forking and watching.
 
-std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot) {
+std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot, bool held) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
     PLOG(ERROR) << slot.Label() << ": socketpair";
@@ -247,7 +251,7 @@ std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot) {
   }
   if (*pid == 0) {
     ours.Reset();
-    RunChild(slot, std::move(theirs));
+    RunChild(slot, std::move(theirs), held);
   }
   theirs.Reset();
   // pidfd_open on our own unreaped child cannot fail but for fd exhaustion: a broken manager.
@@ -264,9 +268,9 @@ std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot) {
   return child;
 }
 
-void SupervisorImpl::RunChild(Slot& slot, UniqueFd channel) {
+void SupervisorImpl::RunChild(Slot& slot, UniqueFd channel, bool held) {
   if (slot.kind == SlotKind::kProcess) {
-    RunProcessChild(manager_pid_, *slot.process, slot.index, std::move(channel));
+    RunProcessChild(manager_pid_, *slot.process, slot.index, std::move(channel), held);
   }
   options_.worker_main(manager_pid_, slot.index, std::move(channel));
   ::_exit(kExitChildSetup);  // worker_main never returns
@@ -302,6 +306,7 @@ void SupervisorImpl::OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Fr
       break;
     case FrameType::kStopping:
       child->deliberate = true;
+      ForkAhead(slot, child);
       break;
     case FrameType::kAck: {
       std::size_t n = 0;
@@ -324,6 +329,7 @@ void SupervisorImpl::OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Fr
     case FrameType::kMessage:
     case FrameType::kResponse:
     case FrameType::kEvent:
+    case FrameType::kStart:
       break;  // children neither send messages nor answer requests
   }
 }
@@ -396,6 +402,10 @@ void SupervisorImpl::OnExit(Slot& slot, const std::shared_ptr<Child>& child) {
   } else if (child == slot.replacement) {
     RecordExit(slot, *child, *status);
     OnReplacementExit(slot, child);
+  } else if (child == slot.next) {
+    LOG(WARNING) << slot.Label() << ": pid " << child->pid << ", forked ahead, ended ("
+                 << DescribeExit(*status) << ") before it was needed";
+    slot.next.reset();
   } else {
     LOG(INFO) << slot.Label() << ": retired pid " << child->pid << " ended ("
               << DescribeExit(*status) << ")";
@@ -440,6 +450,30 @@ void SupervisorImpl::SpawnCurrent(Slot& slot) {
   slot.state = SlotState::kStarting;
 }
 
+// A process acknowledged a stop request (a hot restart, most often): fork its successor now,
+// while it runs OnShutdown, so fork and setup are done by the time it exits. The successor
+// waits for kStart before loading the unit, so it still runs the code on disk then.
+void SupervisorImpl::ForkAhead(Slot& slot, const std::shared_ptr<Child>& stopping) {
+  if (stopping_ || slot.kind != SlotKind::kProcess || stopping != slot.current || slot.next) {
+    return;
+  }
+  slot.next = Spawn(slot, /*held=*/true);
+}
+
+// Puts the child forked ahead in place of the one that exited; false if there is none.
+bool SupervisorImpl::TakeNext(Slot& slot) {
+  if (!slot.next) {
+    return false;
+  }
+  slot.respawn_timer.cancel();
+  slot.current = std::exchange(slot.next, nullptr);
+  slot.current->started = Clock::now();
+  slot.current->started_at_ms = absl::ToUnixMillis(absl::Now());
+  slot.current->channel->Send(FrameType::kStart, "");
+  slot.state = SlotState::kStarting;
+  return true;
+}
+
 void SupervisorImpl::ScheduleRespawn(Slot& slot, Clock::duration uptime, bool clean) {
   const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(uptime);
   const RespawnDecision decision = DecideRespawn(slot.policy, slot.backoff, up, clean);
@@ -450,7 +484,9 @@ void SupervisorImpl::ScheduleRespawn(Slot& slot, Clock::duration uptime, bool cl
                << " young failures; last: " << slot.reason;
   } else if (decision.delay.count() == 0) {
     LOG(INFO) << slot.Label() << " ended (" << slot.last_exit << "), respawning";
-    SpawnCurrent(slot);
+    if (!TakeNext(slot)) {
+      SpawnCurrent(slot);
+    }
   } else {
     slot.state = SlotState::kBackoff;
     LOG(WARNING) << slot.Label() << " died young (" << slot.reason << "); respawning in "
@@ -462,6 +498,11 @@ void SupervisorImpl::ScheduleRespawn(Slot& slot, Clock::duration uptime, bool cl
         Publish();
       }
     });
+  }
+  if (slot.state != SlotState::kStarting && slot.next) {
+    // Not respawning now: the successor forked ahead is not wanted.
+    Terminate(slot.next, slot.exit_wait, slot.Label());
+    retired_.push_back(std::exchange(slot.next, nullptr));
   }
   if (slot.state != SlotState::kStarting && slot.on_restarted) {
     std::exchange(slot.on_restarted, nullptr)(
@@ -773,9 +814,11 @@ void SupervisorImpl::Stop(std::function<void()> on_stopped) {
   for (auto& slot : slots_) {
     slot->respawn_timer.cancel();
     slot->state = slot->current ? SlotState::kStopping : SlotState::kStopped;
-    if (slot->replacement) {
-      Terminate(slot->replacement, slot->exit_wait, slot->Label());
-      retired_.push_back(std::exchange(slot->replacement, nullptr));
+    for (std::shared_ptr<Child>* extra : {&slot->replacement, &slot->next}) {
+      if (*extra) {
+        Terminate(*extra, slot->exit_wait, slot->Label());
+        retired_.push_back(std::exchange(*extra, nullptr));
+      }
     }
   }
   // Workers first: they stop accepting and drain while the custom processes still run (a

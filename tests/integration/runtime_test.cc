@@ -104,6 +104,38 @@ TEST_F(RuntimeTest, HotRestartLoadsTheUnitNowOnDisk) {
   EXPECT_EQ(server_.Stop(), 0);
 }
 
+// The successor is forked while the old instance runs OnShutdown (off the critical path), but it
+// loads the unit only once the old one is gone: a unit replaced during the shutdown is the one
+// that runs.
+TEST_F(RuntimeTest, TheSuccessorIsForkedAheadButLoadsTheUnitAfterTheOldInstanceExits) {
+  const std::string unit = server_.dir() + "/libversion.so";
+  ReplaceFile(Unit("version_a"), unit);
+  ASSERT_TRUE(server_.Start(ProcessToml("slow", unit, "SlowShutdownVersion", 1, server_.dir())).ok());
+  ASSERT_TRUE(server_.WaitForState("slow", 0, "running"));
+  const pid_t old = server_.PidFile("slow", 0);
+  ASSERT_EQ(::kill(old, SIGTERM), 0);
+  // Two processes with the slot's title: the old one shutting down, and its successor waiting.
+  pid_t ahead = 0;
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      pid_t pid = 0;
+      if (absl::SimpleAtoi(entry.path().filename().string(), &pid) && pid != old &&
+          Cmdline(pid) == "sprocket: process slow 0") {
+        ahead = pid;
+      }
+    }
+    return ahead != 0;
+  }, std::chrono::milliseconds(250)));
+  EXPECT_TRUE(IsAlive(old)) << "forked while the old instance was still shutting down";
+  ReplaceFile(Unit("version_b"), unit);  // a deploy lands during the shutdown
+  ASSERT_TRUE(WaitUntil([&] {
+    return ReadFileOrEmpty(server_.dir() + "/version.slow.0") == absl::StrCat("b ", ahead, "\n");
+  }, std::chrono::seconds(2))) << ReadFileOrEmpty(server_.dir() + "/version.slow.0");
+  EXPECT_EQ(server_.PidFile("slow", 0), ahead);
+  EXPECT_EQ(ReadFileOrEmpty(absl::StrCat(server_.dir(), "/shutdown.", old)), "a\n");
+  EXPECT_EQ(server_.Stop(), 0);
+}
+
 TEST_F(RuntimeTest, EmbeddedDefaultRunsTheSeedProcessesWithTitles) {
   ASSERT_TRUE(server_.Start("").ok());
   for (auto [name, index] : {std::pair{"testProcess", 0}, {"testProcess", 1}, {"processReload", 0}}) {

@@ -64,7 +64,7 @@ TEST(EncodeFrameTest, HeaderIsLittleEndianLengthThenType) {
 TEST(FrameDecoderTest, RoundTripsEveryType) {
   const FrameType types[] = {FrameType::kReady, FrameType::kLoadError, FrameType::kStopping,
                              FrameType::kMessage, FrameType::kRequest, FrameType::kResponse,
-                             FrameType::kAck, FrameType::kEvent};
+                             FrameType::kAck, FrameType::kEvent, FrameType::kStart};
   for (FrameType type : types) {
     FrameDecoder decoder;
     const std::string payload = Pattern(300) + "type " + std::to_string(static_cast<int>(type));
@@ -214,7 +214,7 @@ TEST(FrameDecoderTest, MaximalLengthIsRejected) {
 }
 
 TEST(FrameDecoderTest, UnknownTypeIsDataLossAndStopsDecoding) {
-  for (std::uint8_t type : {std::uint8_t{0}, std::uint8_t{9}, std::uint8_t{0xff}}) {
+  for (std::uint8_t type : {std::uint8_t{0}, std::uint8_t{10}, std::uint8_t{0xff}}) {
     FrameDecoder decoder;
     decoder.Append(RawHeader(3, type) + "abc" + EncodeFrame(FrameType::kMessage, "after"));
     EXPECT_FALSE(decoder.Next().has_value()) << "type " << int{type};

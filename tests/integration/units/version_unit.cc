@@ -3,7 +3,9 @@
 // version_b) from this one source, the way an operator ships a new build of the same unit.
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "process/unit.h"
 
@@ -34,6 +36,16 @@ class VersionProcess : public sprocket::Process {
   std::string dir_;
 };
 
+// Takes 300 ms to shut down: long enough to watch the successor forked ahead, waiting.
+class SlowShutdownVersion : public VersionProcess {
+ public:
+  void OnShutdown() override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    VersionProcess::OnShutdown();
+  }
+};
+
 }  // namespace
 
 SPROCKET_PROCESS(VersionProcess);
+SPROCKET_PROCESS(SlowShutdownVersion);
