@@ -618,17 +618,18 @@ void SupervisorImpl::OnReplacementExit(Slot& slot, const std::shared_ptr<Child>&
 }
 
 void SupervisorImpl::FinishReload(const absl::Status& result) {
-  LOG(INFO) << "reload " << (result.ok() ? "finished" : "failed: " + std::string(result.message()));
   last_reload_ = result.ok() ? "ok" : absl::StrCat("failed: ", result.message());
+  reload_plan_.clear();
+  reloading_ = false;
+  // Whoever learns that the reload finished (the log, the signal, the caller) may read the
+  // registry at once: it must already show the new pids.
+  PublishNow();
+  LOG(INFO) << "reload " << (result.ok() ? "finished" : "failed: " + std::string(result.message()));
   if (options_.on_event) {
     options_.on_event({{"event", "reload_finished"},
                        {"ok", result.ok()},
                        {"reason", std::string(result.message())}});
   }
-  reload_plan_.clear();
-  reloading_ = false;
-  // A caller told "reload finished" may read the registry at once: it must show the new pids.
-  PublishNow();
   for (auto& done : std::exchange(reload_waiters_, {})) {
     done(result);
   }

@@ -419,7 +419,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadUnitCase{"NoEntryPoint", "no_entry", "Anything", "has no sprocket_unit_entry",
                     "exit 81"},
         BadUnitCase{"UnknownClass", "version_a", "Nope",
-                    "registers no process class 'Nope' (it has: process VersionProcess)",
+                    "registers no process class 'Nope' (it has: process SlowShutdownVersion, process VersionProcess)",
                     "exit 83"},
         BadUnitCase{"ConstructorThrows", "behaviour", "ThrowInConstructor",
                     "class 'ThrowInConstructor': constructor threw: boom", "exit 84"}),
