@@ -59,6 +59,7 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
 
   bool OpenSignalFd();
   bool WaitForStart();
+  absl::StatusOr<UnitObject<Process>> Load(bool held, bool& stopped);
   void OnSignal(int sig);
   void ReadChannel();
   void OnChannelBytes(std::size_t n);
@@ -87,15 +88,39 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
   bool stopping_ = false;
 };
 
-int ChildRuntime::Main(bool held) {
+// Loads the unit and builds the instance. A child forked ahead loads the unit at once (the
+// code on disk after the kill) but builds the instance — user code — only after kStart, when
+// its predecessor is gone. `stopped` is set when it was told to stop before that.
+absl::StatusOr<UnitObject<Process>> ChildRuntime::Load(bool held, bool& stopped) {
+  absl::StatusOr<std::shared_ptr<UnitHandle>> unit = UnitHandle::Open(config_.unit);
+  if (!unit.ok()) {
+    return unit.status();
+  }
+  absl::StatusOr<const sprocket_unit_class*> cls =
+      (*unit)->FindClass(SPROCKET_UNIT_PROCESS, config_.class_name);
+  if (!cls.ok()) {
+    return cls.status();
+  }
   if (held && !WaitForStart()) {
-    return kExitClean;  // told to stop before it was needed
+    stopped = true;
+    return absl::CancelledError("stopped before it was needed");
+  }
+  absl::StatusOr<void*> instance = CreateUnitInstance(**unit, **cls);
+  if (!instance.ok()) {
+    return instance.status();
+  }
+  return UnitObject<Process>(*std::move(unit), *cls, *instance);
+}
+
+int ChildRuntime::Main(bool held) {
+  bool stopped = false;
+  absl::StatusOr<UnitObject<Process>> object = Load(held, stopped);
+  if (stopped) {
+    return kExitClean;
   }
   if (!OpenSignalFd()) {
     return kExitChildSetup;
   }
-  absl::StatusOr<UnitObject<Process>> object =
-      LoadUnitObject<Process>(config_.unit, SPROCKET_UNIT_PROCESS, config_.class_name);
   if (!object.ok()) {
     LOG(ERROR) << "process " << config_.name << " " << index_ << ": " << object.status().message();
     // Best effort: the exit code alone still tells the manager what kind of failure it was.

@@ -18,10 +18,10 @@
 namespace sprocket {
 
 // Never returns: the child _exits with 0 after a clean stop, or a code from process/exit_codes.h.
-// With `held`, the child sets itself up and then waits for the manager's kStart before it loads
-// the unit: the manager forks a replacement while the old instance is still shutting down, so
-// the fork is off a hot restart's critical path, yet the unit is read only after the old
-// instance is gone — the code on disk then.
+// With `held`, the child loads the unit and then waits for the manager's kStart before it builds
+// the instance and calls Run: the manager forks a successor as soon as the old instance
+// acknowledges SIGTERM, so fork, setup and dlopen are off a hot restart's critical path, while
+// no user code of the successor runs before the old instance is gone.
 [[noreturn]] void RunProcessChild(pid_t manager, const ProcessConfig& config, int index,
                                   UniqueFd channel, bool held = false);
 

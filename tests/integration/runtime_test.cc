@@ -104,15 +104,15 @@ TEST_F(RuntimeTest, HotRestartLoadsTheUnitNowOnDisk) {
   EXPECT_EQ(server_.Stop(), 0);
 }
 
-// The successor is forked while the old instance runs OnShutdown (off the critical path), but it
-// loads the unit only once the old one is gone: a unit replaced during the shutdown is the one
-// that runs.
-TEST_F(RuntimeTest, TheSuccessorIsForkedAheadButLoadsTheUnitAfterTheOldInstanceExits) {
+// The successor is forked, and loads the unit now on disk, while the old instance runs
+// OnShutdown (off the critical path); its own user code runs only once the old one is gone.
+TEST_F(RuntimeTest, TheSuccessorIsForkedAheadButRunsOnlyAfterTheOldInstanceExits) {
   const std::string unit = server_.dir() + "/libversion.so";
   ReplaceFile(Unit("version_a"), unit);
   ASSERT_TRUE(server_.Start(ProcessToml("slow", unit, "SlowShutdownVersion", 1, server_.dir())).ok());
   ASSERT_TRUE(server_.WaitForState("slow", 0, "running"));
   const pid_t old = server_.PidFile("slow", 0);
+  ReplaceFile(Unit("version_b"), unit);  // the deploy, then the kill
   ASSERT_EQ(::kill(old, SIGTERM), 0);
   // Two processes with the slot's title: the old one shutting down, and its successor waiting.
   pid_t ahead = 0;
@@ -127,12 +127,17 @@ TEST_F(RuntimeTest, TheSuccessorIsForkedAheadButLoadsTheUnitAfterTheOldInstanceE
     return ahead != 0;
   }, std::chrono::milliseconds(250)));
   EXPECT_TRUE(IsAlive(old)) << "forked while the old instance was still shutting down";
-  ReplaceFile(Unit("version_b"), unit);  // a deploy lands during the shutdown
+  const std::string shutdown = absl::StrCat(server_.dir(), "/shutdown.", old);
+  bool shutdown_done_first = false;
   ASSERT_TRUE(WaitUntil([&] {
-    return ReadFileOrEmpty(server_.dir() + "/version.slow.0") == absl::StrCat("b ", ahead, "\n");
+    if (ReadFileOrEmpty(server_.dir() + "/version.slow.0") != absl::StrCat("b ", ahead, "\n")) {
+      return false;
+    }
+    shutdown_done_first = ReadFileOrEmpty(shutdown) == "a\n";
+    return true;
   }, std::chrono::seconds(2))) << ReadFileOrEmpty(server_.dir() + "/version.slow.0");
+  EXPECT_TRUE(shutdown_done_first) << "Run began only after the old OnShutdown finished";
   EXPECT_EQ(server_.PidFile("slow", 0), ahead);
-  EXPECT_EQ(ReadFileOrEmpty(absl::StrCat(server_.dir(), "/shutdown.", old)), "a\n");
   EXPECT_EQ(server_.Stop(), 0);
 }
 
