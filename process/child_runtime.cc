@@ -31,8 +31,11 @@ namespace asio = boost::asio;
 
 class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
  public:
-  ChildRuntime(const ProcessConfig& config, int index, UniqueFd channel)
-      : config_(config), index_(index), channel_fd_(std::move(channel)) {}
+  ChildRuntime(const ProcessConfig& config, int index, UniqueFd channel, UniqueFd mailbox)
+      : config_(config),
+        index_(index),
+        channel_fd_(std::move(channel)),
+        mailbox_fd_(std::move(mailbox)) {}
 
   int Main(bool held);
 
@@ -72,7 +75,10 @@ class ChildRuntime final : public internal::ProcessContext, public ProcessPipe {
 
   const ProcessConfig& config_;
   const int index_;
+  // To the manager: lifecycle frames (ready, load error, stopping, start).
   UniqueFd channel_fd_;
+  // From the master: messages for OnPipeReadable, answered with acknowledgements.
+  UniqueFd mailbox_fd_;
   asio::io_context io_;
   std::unique_ptr<SignalReader> signals_;
   std::optional<asio::posix::stream_descriptor> channel_;
@@ -131,7 +137,7 @@ int ChildRuntime::Main(bool held) {
   process_ = object->get();
   process_->context_ = this;
   (void)WriteAll(channel_fd_.get(), EncodeFrame(FrameType::kReady, ""));
-  channel_.emplace(io_, channel_fd_.Release());
+  channel_.emplace(io_, mailbox_fd_.Release());
   ReadChannel();
   Guard([this] { process_->Run(config_.arg); });
   io_.run();
@@ -197,8 +203,8 @@ void ChildRuntime::ReadChannel() {
                                 return;
                               }
                               if (ec) {
-                                // The manager is gone or closed our pipe: nobody can supervise us.
-                                Stop("manager channel closed");
+                                // The master is gone or closed our mailbox: the server is going.
+                                Stop("mailbox closed");
                                 return;
                               }
                               OnChannelBytes(n);
@@ -318,8 +324,10 @@ void ChildRuntime::Stop(const char* why) {
   // Messages OnPipeReadable already handled are done: acknowledge them before leaving.
   ack_timer_.cancel();
   SendAck();
+  // Tells the manager this exit is deliberate, so it respawns at once without backoff, and the
+  // master to queue messages for the next instance instead.
+  (void)WriteAll(channel_fd_.get(), EncodeFrame(FrameType::kStopping, ""));
   if (channel_) {
-    // Tells the manager this exit is deliberate, so it respawns at once without backoff.
     (void)WriteAll(channel_->native_handle(), EncodeFrame(FrameType::kStopping, ""));
   }
   // OnShutdown is user code: if it hangs, SIGALRM's default action ends the process on time.
@@ -352,13 +360,13 @@ void ChildRuntime::Guard(const std::function<void()>& fn) {
 }
 
 void RunProcessChild(pid_t manager, const ProcessConfig& config, int index, UniqueFd channel,
-                     bool held) {
-  const int keep[] = {channel.get()};
+                     UniqueFd mailbox, bool held) {
+  const int keep[] = {channel.get(), mailbox.get()};
   PrepareForkedChild(manager, keep);
   SetProcessTitle(absl::StrCat("sprocket: process ", config.name, " ", index));
   int code;
   {
-    ChildRuntime runtime(config, index, std::move(channel));
+    ChildRuntime runtime(config, index, std::move(channel), std::move(mailbox));
     code = runtime.Main(held);
   }
   google::FlushLogFiles(google::GLOG_INFO);

@@ -22,7 +22,9 @@ namespace sprocket {
 // the instance and calls Run: the manager forks a successor as soon as the old instance
 // acknowledges SIGTERM, so fork, setup and dlopen are off a hot restart's critical path, while
 // no user code of the successor runs before the old instance is gone.
+// `channel` is the framed socket to the manager (lifecycle); `mailbox` the one the master writes
+// messages to (process/channel.h).
 [[noreturn]] void RunProcessChild(pid_t manager, const ProcessConfig& config, int index,
-                                  UniqueFd channel, bool held = false);
+                                  UniqueFd channel, UniqueFd mailbox, bool held = false);
 
 }  // namespace sprocket

@@ -1,5 +1,7 @@
 #include "process/frame_channel.h"
 
+#include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <boost/asio/write.hpp>
@@ -18,25 +20,60 @@ void FrameChannel::Start(FrameHandler on_frame, CloseHandler on_close) {
   Read();
 }
 
+// Waits for readability, then reads with recvmsg: a plain read would drop descriptors.
 void FrameChannel::Read() {
-  fd_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](
-                                                 boost::system::error_code ec, std::size_t n) {
-    if (!self->fd_.is_open() || ec == asio::error::operation_aborted) {
-      return;
+  fd_.async_wait(asio::posix::descriptor_base::wait_read,
+                 [self = shared_from_this()](boost::system::error_code ec) {
+                   if (!self->fd_.is_open() || ec == asio::error::operation_aborted) {
+                     return;
+                   }
+                   // Frames that came with the end (a child's last words) are handled first.
+                   const bool open = !ec && self->ReceiveNow();
+                   self->Dispatch();
+                   if (!open) {
+                     self->Fail(absl::UnavailableError("channel closed"));
+                   } else if (self->fd_.is_open()) {
+                     self->Read();
+                   }
+                 });
+}
+
+bool FrameChannel::ReceiveNow() {
+  for (;;) {
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    iovec iov{buffer_.data(), buffer_.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = ::recvmsg(fd_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
     }
-    if (ec) {
-      self->fd_.close(ec);
-      if (self->on_close_) {
-        std::exchange(self->on_close_, nullptr)(absl::UnavailableError("channel closed"));
+    if (n == 0) {
+      return false;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+          int fd;
+          ::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          received_fds_.emplace_back(fd);
+        }
       }
-      return;
     }
-    self->decoder_.Append(std::string_view(self->buffer_.data(), n));
-    self->Dispatch();
-    if (self->fd_.is_open()) {
-      self->Read();
-    }
-  });
+    decoder_.Append(std::string_view(buffer_.data(), static_cast<std::size_t>(n)));
+  }
+}
+
+void FrameChannel::Fail(const absl::Status& why) {
+  boost::system::error_code ignored;
+  fd_.close(ignored);
+  if (on_close_) {
+    std::exchange(on_close_, nullptr)(why);
+  }
 }
 
 void FrameChannel::Dispatch() {
@@ -50,11 +87,7 @@ void FrameChannel::Dispatch() {
     handler(*std::move(frame));
   }
   if (!decoder_.status().ok() && fd_.is_open()) {
-    boost::system::error_code ignored;
-    fd_.close(ignored);
-    if (on_close_) {
-      std::exchange(on_close_, nullptr)(decoder_.status());
-    }
+    Fail(decoder_.status());
   }
 }
 
@@ -62,34 +95,84 @@ void FrameChannel::DrainNow() {
   if (!fd_.is_open()) {
     return;
   }
-  for (;;) {
-    const ssize_t n = ::recv(fd_.native_handle(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
-    if (n <= 0) {
-      break;
-    }
-    decoder_.Append(std::string_view(buffer_.data(), static_cast<std::size_t>(n)));
-  }
   auto keep = shared_from_this();
+  (void)ReceiveNow();
   Dispatch();
 }
 
+UniqueFd FrameChannel::TakeFd() {
+  if (received_fds_.empty()) {
+    return UniqueFd();
+  }
+  UniqueFd fd = std::move(received_fds_.front());
+  received_fds_.pop_front();
+  return fd;
+}
+
 void FrameChannel::Send(FrameType type, std::string_view payload) {
+  SendWithFd(type, payload, UniqueFd());
+}
+
+void FrameChannel::SendWithFd(FrameType type, std::string_view payload, UniqueFd fd) {
   if (!fd_.is_open()) {
     return;
   }
-  outbox_.push_back(EncodeFrame(type, payload));
+  outbox_.push_back({EncodeFrame(type, payload), std::move(fd)});
   if (!writing_) {
     Write();
   }
 }
 
 void FrameChannel::Write() {
+  Outgoing& next = outbox_.front();
+  if (next.fd) {
+    // The descriptor goes with the frame's first byte; then the frame is written as any other.
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{next.bytes.data(), next.bytes.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    const int raw = next.fd.get();
+    ::memcpy(CMSG_DATA(c), &raw, sizeof(int));
+    const ssize_t n = ::sendmsg(fd_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return;  // the read side reports the peer going away
+    }
+    if (n > 0) {
+      next.fd.Reset();
+      next.bytes.erase(0, static_cast<std::size_t>(n));
+    }
+    if (n < 0 || next.bytes.empty()) {
+      // Full socket: try again when writable. Or all written: go on with the next frame.
+      writing_ = true;
+      fd_.async_wait(asio::posix::descriptor_base::wait_write,
+                     [self = shared_from_this()](boost::system::error_code ec) {
+                       self->writing_ = false;
+                       if (ec || !self->fd_.is_open()) {
+                         return;
+                       }
+                       if (self->outbox_.front().bytes.empty()) {
+                         self->outbox_.pop_front();
+                       }
+                       if (!self->outbox_.empty()) {
+                         self->Write();
+                       }
+                     });
+      return;
+    }
+  }
   writing_ = true;
-  asio::async_write(fd_, asio::buffer(outbox_.front()),
+  asio::async_write(fd_, asio::buffer(next.bytes),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       self->writing_ = false;
                       if (ec || !self->fd_.is_open()) {
-                        return;  // the read side reports the peer going away
+                        return;
                       }
                       self->outbox_.pop_front();
                       if (!self->outbox_.empty()) {
@@ -102,6 +185,7 @@ void FrameChannel::Close() {
   on_frame_ = nullptr;
   on_close_ = nullptr;
   outbox_.clear();
+  received_fds_.clear();
   boost::system::error_code ignored;
   fd_.close(ignored);
 }

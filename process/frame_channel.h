@@ -38,6 +38,11 @@ class FrameChannel : public std::enable_shared_from_this<FrameChannel> {
   void Start(FrameHandler on_frame, CloseHandler on_close);
   // Queues one frame. Frames are written whole and in order.
   void Send(FrameType type, std::string_view payload);
+  // Queues one frame that carries a file descriptor (SCM_RIGHTS) to the peer, which gets it
+  // with TakeFd() when the frame arrives.
+  void SendWithFd(FrameType type, std::string_view payload, UniqueFd fd);
+  // The oldest descriptor received with a frame (-1 if none): call it from the frame's handler.
+  UniqueFd TakeFd();
   // Reads and dispatches whatever the peer already wrote, without waiting: a child's last words
   // before it exits must be seen before its exit is judged.
   void DrainNow();
@@ -48,15 +53,24 @@ class FrameChannel : public std::enable_shared_from_this<FrameChannel> {
  private:
   FrameChannel(boost::asio::io_context& io, int fd) : fd_(io, fd) {}
   void Read();
+  // Reads what is there (and any descriptors) without blocking. False on EOF or a hard error.
+  bool ReceiveNow();
   void Dispatch();
   void Write();
+  void Fail(const absl::Status& why);
+
+  struct Outgoing {
+    std::string bytes;
+    UniqueFd fd;  // sent with the first byte, or -1
+  };
 
   boost::asio::posix::stream_descriptor fd_;
   std::array<char, 16 * 1024> buffer_{};
   FrameDecoder decoder_;
   FrameHandler on_frame_;
   CloseHandler on_close_;
-  std::deque<std::string> outbox_;
+  std::deque<Outgoing> outbox_;
+  std::deque<UniqueFd> received_fds_;
   bool writing_ = false;
 };
 

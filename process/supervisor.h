@@ -44,8 +44,15 @@ struct SupervisorOptions {
   int workers = 0;
   WorkerMain worker_main;
   // Lifecycle events for the control API's signals: {"event": "started", "kind", "name",
-  // "index", "pid"} once a slot's process is running, {"event": "exited", ..., "last_exit"}.
+  // "index", "pid"} once a slot's process is running, {"event": "exited", ..., "last_exit",
+  // "state"} with the slot's next state.
   std::function<void(nlohmann::json)> on_event;
+  // A custom process is running: the master gets the other end of its mailbox, through which
+  // it delivers messages (the manager keeps no copy).
+  std::function<void(const std::string& name, int index, pid_t pid, UniqueFd mailbox)> on_mailbox;
+  // Requests that are the master's to answer ("send", from a worker's controller).
+  std::function<void(nlohmann::json request, std::function<void(nlohmann::json)> reply)>
+      call_master;
 };
 
 class Supervisor {
@@ -63,11 +70,9 @@ class Supervisor {
   // reload runs at a time; those asked for meanwhile share the next run.
   virtual void Reload(std::function<void(absl::Status)> done) = 0;
 
-  // Answers a control request {"op": "list" | "restart" | "send" | "reload", ...} with
-  // {"code": HTTP-like status, "result": ..., "msg": "..."} (see controllers/controller.h).
-  // "send" delivers to a running instance, or queues for one that is restarting or backing off
-  // (202) up to max_queued_messages (then 429); messages the process has not acknowledged when
-  // it exits go to its next instance, so none is lost to a restart (at-least-once).
+  // Answers a control request {"op": "list" | "restart" | "reload" | "ping", ...} with
+  // {"code": HTTP-like status, "result": ..., "msg": "..."} (see controllers/controller.h);
+  // "send" goes to the master, which owns the messages (server/mailboxes.h).
   virtual void HandleRequest(const nlohmann::json& request,
                              std::function<void(nlohmann::json)> reply) = 0;
 

@@ -69,8 +69,8 @@ struct Child {
   bool ready = false;
   // The child said it is stopping on request: its clean exit is a restart, not a crash.
   bool deliberate = false;
-  // Messages written to the child and not yet acknowledged, oldest first.
-  std::deque<std::string> inflight;
+  // The manager's end of the child's mailbox until the master takes it (process children).
+  UniqueFd mailbox;
   std::string load_error;
   asio::steady_timer kill_timer;
 };
@@ -107,8 +107,6 @@ struct Slot {
   std::shared_ptr<Child> next;
   // Set while a reload waits for this process slot to run again (or to fail).
   std::function<void(const absl::Status&)> on_restarted;
-  // Messages waiting for the next running instance, oldest first.
-  std::deque<std::string> queue;
 };
 
 // Resident set size from /proc/PID/statm (pages), 0 if the process is gone.
@@ -137,14 +135,13 @@ class SupervisorImpl final : public Supervisor {
  private:
   // Forking and watching.
   std::shared_ptr<Child> Spawn(Slot& slot, bool held = false);
-  [[noreturn]] void RunChild(Slot& slot, UniqueFd channel, bool held);
+  [[noreturn]] void RunChild(Slot& slot, UniqueFd channel, UniqueFd mailbox, bool held);
   void ForkAhead(Slot& slot, const std::shared_ptr<Child>& stopping);
   bool TakeNext(Slot& slot);
   // Watches the child's pidfd for its exit and, with `channel`, starts reading its frames.
   void Watch(Slot& slot, const std::shared_ptr<Child>& child, bool channel = true);
   void OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Frame frame);
   void OnReady(Slot& slot, const std::shared_ptr<Child>& child);
-  void Deliver(Slot& slot);
   void Emit(const Slot& slot, const Child& child, const char* event);
   void OnExit(Slot& slot, const std::shared_ptr<Child>& child);
   void OnCurrentExit(Slot& slot, const ExitStatus& status, Clock::duration uptime, bool clean);
@@ -165,8 +162,6 @@ class SupervisorImpl final : public Supervisor {
   // Control requests.
   json Restart(const json& request);
   json RestartSlots(const std::vector<Slot*>& slots);
-  json Send(const json& request);
-  json Enqueue(Slot& slot, std::string message);
   json List() const;
   std::vector<Slot*> SelectSlots(const json& request, json& error);
   std::string NoMatch(const std::string& name, bool has_index, int index,
@@ -244,6 +239,15 @@ std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot, bool held) {
   }
   UniqueFd ours(pair[0]);
   UniqueFd theirs(pair[1]);
+  UniqueFd mailbox_ours, mailbox_theirs;
+  if (slot.kind == SlotKind::kProcess) {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+      PLOG(ERROR) << slot.Label() << ": socketpair";
+      return nullptr;
+    }
+    mailbox_ours.Reset(pair[0]);
+    mailbox_theirs.Reset(pair[1]);
+  }
   absl::StatusOr<pid_t> pid = os_.Fork();
   if (!pid.ok()) {
     LOG(ERROR) << slot.Label() << ": " << pid.status().message();
@@ -251,9 +255,11 @@ std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot, bool held) {
   }
   if (*pid == 0) {
     ours.Reset();
-    RunChild(slot, std::move(theirs), held);
+    mailbox_ours.Reset();
+    RunChild(slot, std::move(theirs), std::move(mailbox_theirs), held);
   }
   theirs.Reset();
+  mailbox_theirs.Reset();
   // pidfd_open on our own unreaped child cannot fail but for fd exhaustion: a broken manager.
   absl::StatusOr<UniqueFd> pidfd = os_.PidfdOpen(*pid);
   CHECK(pidfd.ok()) << pidfd.status();
@@ -264,13 +270,15 @@ std::shared_ptr<Child> SupervisorImpl::Spawn(Slot& slot, bool held) {
   child->started_at_ms = absl::ToUnixMillis(absl::Now());
   child->pidfd.emplace(io_, pidfd->Release());
   child->channel = FrameChannel::Create(io_, std::move(ours));
+  child->mailbox = std::move(mailbox_ours);
   Watch(slot, child);
   return child;
 }
 
-void SupervisorImpl::RunChild(Slot& slot, UniqueFd channel, bool held) {
+void SupervisorImpl::RunChild(Slot& slot, UniqueFd channel, UniqueFd mailbox, bool held) {
   if (slot.kind == SlotKind::kProcess) {
-    RunProcessChild(manager_pid_, *slot.process, slot.index, std::move(channel), held);
+    RunProcessChild(manager_pid_, *slot.process, slot.index, std::move(channel),
+                    std::move(mailbox), held);
   }
   options_.worker_main(manager_pid_, slot.index, std::move(channel));
   ::_exit(kExitChildSetup);  // worker_main never returns
@@ -308,13 +316,6 @@ void SupervisorImpl::OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Fr
       child->deliberate = true;
       ForkAhead(slot, child);
       break;
-    case FrameType::kAck: {
-      std::size_t n = 0;
-      (void)absl::SimpleAtoi(frame.payload, &n);
-      n = std::min(n, child->inflight.size());
-      child->inflight.erase(child->inflight.begin(), child->inflight.begin() + n);
-      break;
-    }
     case FrameType::kRequest: {
       json request = json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
       std::weak_ptr<FrameChannel> channel = child->channel;
@@ -330,6 +331,7 @@ void SupervisorImpl::OnFrame(Slot& slot, const std::shared_ptr<Child>& child, Fr
     case FrameType::kResponse:
     case FrameType::kEvent:
     case FrameType::kStart:
+    case FrameType::kAck:
       break;  // children neither send messages nor answer requests
   }
 }
@@ -345,21 +347,14 @@ void SupervisorImpl::OnReady(Slot& slot, const std::shared_ptr<Child>& child) {
   }
   slot.state = SlotState::kRunning;
   slot.reason.clear();
-  Deliver(slot);
+  if (child->mailbox && options_.on_mailbox) {
+    options_.on_mailbox(slot.name, slot.index, child->pid, std::move(child->mailbox));
+  }
   Emit(slot, *child, "started");
   Publish();
   CheckSettled();
   if (slot.on_restarted) {
     std::exchange(slot.on_restarted, nullptr)(absl::OkStatus());
-  }
-}
-
-void SupervisorImpl::Deliver(Slot& slot) {
-  Child& child = *slot.current;
-  while (!slot.queue.empty()) {
-    child.channel->Send(FrameType::kMessage, slot.queue.front());
-    child.inflight.push_back(std::move(slot.queue.front()));
-    slot.queue.pop_front();
   }
 }
 
@@ -374,6 +369,8 @@ void SupervisorImpl::Emit(const Slot& slot, const Child& child, const char* even
             {"pid", child.pid}};
   if (std::string_view(event) == "exited") {
     e["last_exit"] = slot.last_exit;
+    // What happens next: "starting", "backoff", "failed" (gave up) or "stopped".
+    e["state"] = StateName(slot.state);
   }
   options_.on_event(std::move(e));
 }
@@ -393,12 +390,9 @@ void SupervisorImpl::OnExit(Slot& slot, const std::shared_ptr<Child>& child) {
   const bool clean = child->deliberate && !status->signaled && status->code == kExitClean;
   if (child == slot.current) {
     RecordExit(slot, *child, *status);
-    // Unacknowledged messages go first to the next instance, in their order.
-    slot.queue.insert(slot.queue.begin(), std::make_move_iterator(child->inflight.begin()),
-                      std::make_move_iterator(child->inflight.end()));
     slot.current.reset();
-    Emit(slot, *child, "exited");
     OnCurrentExit(slot, *status, uptime, clean);
+    Emit(slot, *child, "exited");
   } else if (child == slot.replacement) {
     RecordExit(slot, *child, *status);
     OnReplacementExit(slot, child);
@@ -656,8 +650,9 @@ void SupervisorImpl::HandleRequest(const json& request, std::function<void(json)
     reply(Reply(200, List(), "ok"));
   } else if (op == "restart") {
     reply(Restart(request));
-  } else if (op == "send") {
-    reply(Send(request));
+  } else if (op == "send" && options_.call_master) {
+    // Messages are the master's: it holds each process's mailbox and its queue.
+    options_.call_master(request, std::move(reply));
   } else if (op == "reload") {
     Reload([reply](absl::Status s) {
       reply(s.ok() ? Reply(200, nullptr, "reload finished")
@@ -765,41 +760,6 @@ json SupervisorImpl::RestartSlots(const std::vector<Slot*>& slots) {
   }
   Publish();
   return Reply(200, {{"restarted", restarted}}, "restarting");
-}
-
-json SupervisorImpl::Send(const json& request) {
-  const json target = request.value("target", json::object());
-  const std::string name = target.value("name", "");
-  const int index = target.value("index", 0);
-  for (auto& slot : slots_) {
-    if (slot->kind == SlotKind::kProcess && slot->name == name && slot->index == index) {
-      return Enqueue(*slot, request.value("message", ""));
-    }
-  }
-  return Reply(404, nullptr, absl::StrCat("no custom process ", name, ".", index));
-}
-
-json SupervisorImpl::Enqueue(Slot& slot, std::string message) {
-  if (stopping_ || slot.state == SlotState::kFailed) {
-    return Reply(503, nullptr, absl::StrCat(slot.Label(), " will not run again (",
-                                            stopping_ ? "the server is stopping" : slot.reason,
-                                            "): message refused"));
-  }
-  Child* child = slot.current.get();
-  const std::size_t held = slot.queue.size() + (child ? child->inflight.size() : 0);
-  if (held >= static_cast<std::size_t>(slot.process->max_queued_messages)) {
-    return Reply(429, nullptr, absl::StrCat("queue full: ", held, " message(s) wait for ",
-                                            slot.Label(), " (max_queued_messages)"));
-  }
-  if (child && child->ready && !child->deliberate) {
-    child->channel->Send(FrameType::kMessage, message);
-    child->inflight.push_back(std::move(message));
-    return Reply(200, {{"pid", child->pid}, {"queued", false}}, "delivered");
-  }
-  slot.queue.push_back(std::move(message));
-  return Reply(202, {{"pid", 0}, {"queued", true}},
-               absl::StrCat("queued: ", slot.Label(), " is ", StateName(slot.state),
-                            "; delivered when it runs again"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <cstdint>
+#include <map>
+
 #include <glog/logging.h>
 
 #include "absl/strings/str_cat.h"
@@ -20,11 +23,41 @@ namespace {
 
 using nlohmann::json;
 
+// Requests the manager makes of the master (a worker's "send"), answered by id.
+class MasterCalls {
+ public:
+  explicit MasterCalls(std::shared_ptr<FrameChannel> master) : master_(std::move(master)) {}
+  void Call(json request, std::function<void(json)> reply) {
+    const std::uint64_t id = next_id_++;
+    request["id"] = id;
+    pending_.emplace(id, std::move(reply));
+    master_->Send(FrameType::kRequest, request.dump());
+  }
+  void OnResponse(const json& reply) {
+    auto it = pending_.find(reply.is_object() ? reply.value("id", std::uint64_t{0}) : 0);
+    if (it != pending_.end()) {
+      auto done = std::move(it->second);
+      pending_.erase(it);
+      done(reply);
+    }
+  }
+
+ private:
+  std::shared_ptr<FrameChannel> master_;
+  std::map<std::uint64_t, std::function<void(json)>> pending_;
+  std::uint64_t next_id_ = 1;
+};
+
 // Control requests from the master: each answered with the request's id.
-void ServeMaster(const std::shared_ptr<FrameChannel>& master, Supervisor& supervisor) {
+void ServeMaster(const std::shared_ptr<FrameChannel>& master, Supervisor& supervisor,
+                 MasterCalls& calls) {
   std::weak_ptr<FrameChannel> weak = master;
   master->Start(
-      [weak, &supervisor](Frame frame) {
+      [weak, &supervisor, &calls](Frame frame) {
+        if (frame.type == FrameType::kResponse) {
+          calls.OnResponse(json::parse(frame.payload, nullptr, /*allow_exceptions=*/false));
+          return;
+        }
         if (frame.type != FrameType::kRequest) {
           return;
         }
@@ -54,12 +87,20 @@ int ManagerMain(const ServerConfig& config, const std::string& run_dir, UniqueFd
     LOG(WARNING) << "manager: " << s.message() << ", ignoring";
   }
   std::shared_ptr<FrameChannel> master = FrameChannel::Create(io, std::move(channel));
+  MasterCalls calls(master);
   SupervisorOptions options{
       config.processes, config.http, WorkerCount(config),
       [&](pid_t manager, int index, UniqueFd worker_channel) {
         RunWorker(manager, index, std::move(worker_channel), config.http, listen_fds);
       },
-      [&](json event) { master->Send(FrameType::kEvent, event.dump()); }};
+      [&](json event) { master->Send(FrameType::kEvent, event.dump()); },
+      [&](const std::string& name, int index, pid_t pid, UniqueFd mailbox) {
+        const json event = {{"event", "mailbox"}, {"name", name}, {"index", index}, {"pid", pid}};
+        master->SendWithFd(FrameType::kEvent, event.dump(), std::move(mailbox));
+      },
+      [&](json request, std::function<void(json)> reply) {
+        calls.Call(std::move(request), std::move(reply));
+      }};
   std::unique_ptr<Supervisor> supervisor = NewSupervisor(io, RealOs(), options, registry);
   absl::StatusOr<std::unique_ptr<SignalReader>> signals =
       SignalReader::Open(io, LoopSignals(), [&](int sig) {
@@ -77,7 +118,7 @@ int ManagerMain(const ServerConfig& config, const std::string& run_dir, UniqueFd
     LOG(ERROR) << "manager: " << signals.status();
     return 1;
   }
-  ServeMaster(master, *supervisor);
+  ServeMaster(master, *supervisor, calls);
   supervisor->Start([&] { master->Send(FrameType::kReady, ""); });
   io.run();
   return 0;

@@ -24,6 +24,7 @@ Master::Master(const ServerConfig& config, RunDirLock lock, std::vector<UniqueFd
     : config_(config),
       lock_(std::move(lock)),
       options_(options),
+      mailboxes_(io_, config.processes),
       listen_fds_(std::move(listen_fds)),
       respawn_timer_(io_),
       kill_timer_(io_),
@@ -108,6 +109,10 @@ void Master::OnManagerFrame(Frame frame) {
     OnManagerEvent(nlohmann::json::parse(frame.payload, nullptr, false));
     return;
   }
+  if (frame.type == FrameType::kRequest) {
+    OnManagerRequest(nlohmann::json::parse(frame.payload, nullptr, false));
+    return;
+  }
   if (frame.type != FrameType::kResponse) {
     return;
   }
@@ -126,6 +131,16 @@ void Master::OnManagerEvent(const nlohmann::json& event) {
     return;
   }
   const std::string name = event.value("event", "");
+  if (name == "mailbox") {
+    // The descriptor came with this very frame.
+    mailboxes_.Attach(event.value("name", ""), event.value("index", 0), event.value("pid", 0),
+                      manager_channel_->TakeFd());
+    return;
+  }
+  if (name == "exited" && event.value("kind", "") == "process") {
+    mailboxes_.OnExited(event.value("name", ""), event.value("index", 0), event.value("pid", 0),
+                        event.value("state", ""));
+  }
   if (name == "status") {
     status_line_ = event.value("line", status_line_);
     notifier_.Send("STATUS=" + status_line_);
@@ -136,7 +151,26 @@ void Master::OnManagerEvent(const nlohmann::json& event) {
   }
 }
 
+// The manager asks only what is the master's: a worker's "send".
+void Master::OnManagerRequest(const nlohmann::json& request) {
+  if (!request.is_object()) {
+    return;
+  }
+  nlohmann::json reply =
+      request.value("op", "") == "send"
+          ? mailboxes_.Send(request.value("target", nlohmann::json::object()),
+                            request.value("message", std::string()))
+          : nlohmann::json{{"code", 400}, {"result", nullptr}, {"msg", "unknown request"}};
+  reply["id"] = request.value("id", nlohmann::json());
+  manager_channel_->Send(FrameType::kResponse, reply.dump());
+}
+
 void Master::Call(nlohmann::json request, std::function<void(nlohmann::json)> done) {
+  if (request.value("op", "") == "send") {
+    done(mailboxes_.Send(request.value("target", nlohmann::json::object()),
+                         request.value("message", std::string())));
+    return;
+  }
   if (request.value("op", "") == "reload" && manager_channel_ && manager_ != 0) {
     // Every reload, from SIGHUP or the API, is announced to systemd and closed with READY=1.
     if (reloads_in_flight_++ == 0) {
@@ -270,6 +304,7 @@ void Master::Stop() {
     return;
   }
   stopping_ = true;
+  mailboxes_.Close();
   notifier_.Send("STOPPING=1\nSTATUS=stopping");
   watchdog_timer_.cancel();
   respawn_timer_.cancel();

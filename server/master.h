@@ -31,6 +31,7 @@
 #include "process/signal_reader.h"
 #include "process/unique_fd.h"
 #include "server/config.h"
+#include "server/mailboxes.h"
 #include "systemd/control_api.h"
 #include "systemd/notify.h"
 
@@ -59,6 +60,7 @@ class Master final : public ControlBackend {
   void WatchManager();
   void OnManagerFrame(Frame frame);
   void OnManagerEvent(const nlohmann::json& event);
+  void OnManagerRequest(const nlohmann::json& request);
   void OnManagerExit();
   void FailPendingCalls(const std::string& why);
   void OnSignal(int sig);
@@ -77,6 +79,7 @@ class Master final : public ControlBackend {
   boost::asio::io_context io_;
   std::unique_ptr<SignalReader> signals_;
   std::unique_ptr<ControlApi> control_api_;
+  Mailboxes mailboxes_;
   std::string status_line_ = "starting";
   pid_t manager_ = 0;
   std::optional<boost::asio::posix::stream_descriptor> manager_pidfd_;
