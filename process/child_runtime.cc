@@ -141,8 +141,11 @@ int ChildRuntime::Main(bool held) {
   ReadChannel();
   Guard([this] { process_->Run(config_.arg); });
   io_.run();
-  // User callbacks (timer functions) live in the unit: drop them before the unit is unloaded.
+  // User callbacks (timer functions) live in the unit: drop them before the instance goes.
   timers_.clear();
+  // The instance is destroyed (its destructor runs) but the unit is not unloaded: _exit follows,
+  // and a hot restart's successor is waiting for this process to be gone.
+  object->KeepUnitLoaded();
   return kExitClean;
 }
 

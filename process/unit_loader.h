@@ -65,6 +65,9 @@ class UnitObject {
     }
   }
   T* get() const { return static_cast<T*>(instance_); }
+  // The process is about to _exit: the unit stays mapped (no dlclose, no unmapping work on the
+  // way out; the kernel reclaims it anyway).
+  void KeepUnitLoaded() { new std::shared_ptr<UnitHandle>(unit_); }
   T* operator->() const { return get(); }
 
  private:

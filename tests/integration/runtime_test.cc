@@ -137,7 +137,7 @@ TEST_F(RuntimeTest, TheSuccessorIsForkedAheadButRunsOnlyAfterTheOldInstanceExits
     return true;
   }, std::chrono::seconds(2))) << ReadFileOrEmpty(server_.dir() + "/version.slow.0");
   EXPECT_TRUE(shutdown_done_first) << "Run began only after the old OnShutdown finished";
-  EXPECT_EQ(server_.PidFile("slow", 0), ahead);
+  EXPECT_TRUE(WaitUntil([&] { return server_.PidFile("slow", 0) == ahead; }));
   EXPECT_EQ(server_.Stop(), 0);
 }
 
