@@ -20,28 +20,18 @@
 // Every process it starts is stopped by pid and every temp dir removed, on success and on error;
 // every wait has a timeout. Runs as any user; needs `supervisord` on PATH (tools/packages.txt).
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cinttypes>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <numeric>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -49,20 +39,16 @@
 #include <thread>
 #include <vector>
 
-#include "tools/cpp/runfiles/runfiles.h"
+#include "tools/bench/bench_support.h"
 
+namespace sprocket::bench {
 namespace {
 
 namespace fs = std::filesystem;
-using bazel::tools::cpp::runfiles::Runfiles;
-
-volatile sig_atomic_t g_interrupted = 0;
 
 // Above this much CPU use during the measurement (the benchmark alone uses a few percent), other
 // work distorts the figures: each respawn is a chain of wake-ups across processes and CPUs.
 constexpr double kBusyWarnPercent = 20.0;
-
-void OnInterrupt(int) { g_interrupted = 1; }
 
 struct Options {
   int kills = 200;
@@ -91,17 +77,11 @@ Options ParseOptions(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* name, int& out) {
-      const std::string prefix = std::string("--") + name + "=";
-      if (a.rfind(prefix, 0) != 0) {
-        return false;
-      }
-      char* end = nullptr;
-      const long v = std::strtol(a.c_str() + prefix.size(), &end, 10);
-      if (*end != '\0' || v < 0 || v > 1000000) {
+      const FlagMatch m = IntFlag(a, name, 0, 1000000, out);
+      if (m == FlagMatch::kBad) {
         Usage(argv[i]);
       }
-      out = static_cast<int>(v);
-      return true;
+      return m == FlagMatch::kSet;
     };
     if (value("kills", o.kills) || value("supervisord_kills", o.supervisord_kills) ||
         value("warmup", o.warmup) || value("settle_ms", o.settle_ms) ||
@@ -122,96 +102,11 @@ Options ParseOptions(int argc, char** argv) {
   return o;
 }
 
-std::int64_t MonotonicNs() {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<std::int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec;
-}
-
-void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-void WriteFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out.flush()) {
-    throw std::runtime_error("cannot write " + path.string());
-  }
-}
-
-std::string Tail(const fs::path& path, std::size_t lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);) {
-    all.push_back(line);
-  }
-  std::string out;
-  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
-    out += "    " + all[i] + "\n";
-  }
-  return out;
-}
-
-// Field 22 of /proc/PID/stat (start time in clock ticks), or 0 if the process is gone or a
-// zombie: with the pid it names one process, so a recycled pid is never mistaken for ours.
-std::uint64_t StartTime(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) {
-    return 0;
-  }
-  std::istringstream fields(stat.substr(paren + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && fields >> field; ++i) {
-    if (i == 3 && (field == "Z" || field == "X")) {
-      return 0;
-    }
-    if (i == 22) {
-      return std::strtoull(field.c_str(), nullptr, 10);
-    }
-  }
-  return 0;
-}
-
-// Where the temp dir goes: on tmpfs when there is one, as a production runtime dir is
-// (/run/sprocket under systemd's RuntimeDirectory=). On a disk filesystem the pid registry's
-// rename-over-existing writes can start block I/O in the manager, which no peer pays in production.
+// Where the temp dir goes: tmpfs when there is one (see TempParentOr), else $TMPDIR or /tmp.
 std::string TempParent() {
-  struct statfs fs_info {};
-  if (::statfs("/dev/shm", &fs_info) == 0 && fs_info.f_type == TMPFS_MAGIC &&
-      ::access("/dev/shm", W_OK) == 0) {
-    return "/dev/shm";
-  }
   const char* tmpdir = std::getenv("TMPDIR");
-  return tmpdir != nullptr && *tmpdir ? tmpdir : "/tmp";
+  return TempParentOr(tmpdir != nullptr && *tmpdir ? tmpdir : "/tmp");
 }
-
-// A temp dir removed with everything in it when the benchmark ends (unless --keep_tmp).
-class TempDir {
- public:
-  explicit TempDir(bool keep) : keep_(keep) {
-    std::string tmpl = TempParent() + "/bench_respawn.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::runtime_error(Errno("mkdtemp " + tmpl));
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (keep_) {
-      std::fprintf(stderr, "kept %s\n", path_.c_str());
-    } else {
-      fs::remove_all(path_, ec);
-    }
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  bool keep_;
-};
 
 // One line a peer's Run() wrote.
 struct Report {
@@ -245,8 +140,8 @@ class Fifo {
       if (std::optional<Report> r = Parse()) {
         return r;
       }
-      const std::int64_t left_ms = (deadline_ns - MonotonicNs() + 999999) / 1000000;
-      if (left_ms <= 0 || g_interrupted) {
+      const std::int64_t left_ms = MsUntil(deadline_ns);
+      if (left_ms <= 0 || Interrupted()) {
         return std::nullopt;
       }
       pollfd p{read_fd_, POLLIN, 0};
@@ -310,16 +205,18 @@ class Peer {
 
   // Launches the respawner and waits for its first instance's report.
   void Start(int timeout_ms) {
-    launcher_ = Launch(Command(), Env(), dir_ / "output.log");
-    const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
+    const fs::path log = dir_ / "output.log";
+    // Its own process group: Ctrl-C reaches only the driver, which stops the peers in order.
+    launcher_ = Spawn({Command(), Env(), log, log, Detach::kProcessGroup});
+    const std::int64_t deadline = DeadlineAfterMs(timeout_ms);
     std::optional<Report> first;
-    while (!first && MonotonicNs() < deadline && !g_interrupted) {
-      first = fifo_->Next(std::min<std::int64_t>(deadline, MonotonicNs() + 100000000LL));
-      if (!first && Exited()) {
+    while (!first && MonotonicNs() < deadline && !Interrupted()) {
+      first = fifo_->Next(std::min<std::int64_t>(deadline, DeadlineAfterMs(100)));
+      if (!first && ReapIfExited(launcher_)) {
         Fail("it exited before its first instance reported");
       }
     }
-    if (g_interrupted) {
+    if (Interrupted()) {
       throw std::runtime_error("interrupted");
     }
     if (!first) {
@@ -338,7 +235,7 @@ class Peer {
     const std::int64_t deadline = t0 + timeout_ms * 1000000LL;
     for (;;) {
       std::optional<Report> next = fifo_->Next(deadline);
-      if (g_interrupted) {
+      if (Interrupted()) {
         throw std::runtime_error("interrupted");
       }
       if (!next) {
@@ -358,18 +255,14 @@ class Peer {
 
   // Stops the respawner by pid (SIGTERM, then SIGKILL), then makes sure its last instance is gone.
   void Stop() {
-    if (launcher_ <= 0) {
+    if (launcher_.pid <= 0) {
       return;
     }
     const std::uint64_t instance_start = current_ > 0 ? StartTime(current_) : 0;
-    ::kill(launcher_, SIGTERM);
-    if (!Reap(launcher_, 10000)) {
+    StopChild(launcher_, 10000, [&] {
       std::fprintf(stderr, "%s: pid %d ignored SIGTERM for 10 s; sending SIGKILL\n", name_.c_str(),
-                   static_cast<int>(launcher_));
-      ::kill(launcher_, SIGKILL);
-      Reap(launcher_, 5000);
-    }
-    launcher_ = 0;
+                   static_cast<int>(launcher_.pid));
+    });
     // Its instance dies with it (PR_SET_PDEATHSIG); if not, by now, end it here.
     for (int i = 0; i < 100 && instance_start != 0 && StartTime(current_) == instance_start; ++i) {
       SleepMs(10);
@@ -385,77 +278,13 @@ class Peer {
  protected:
   virtual std::vector<std::string> Command() = 0;
   // Variables to set for the launched process.
-  virtual std::vector<std::pair<std::string, std::string>> Env() { return {}; }
+  virtual EnvVars Env() { return {}; }
   const fs::path& dir() const { return dir_; }
   const fs::path& fifo_path() const { return fifo_->path(); }
 
  private:
-  // fork + exec with output to `log`; the child dies with us (PR_SET_PDEATHSIG).
-  static pid_t Launch(const std::vector<std::string>& argv,
-                      const std::vector<std::pair<std::string, std::string>>& env,
-                      const fs::path& log) {
-    std::vector<char*> args;
-    for (const std::string& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      throw std::runtime_error(Errno("fork"));
-    }
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) {
-        ::_exit(1);
-      }
-      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int in = ::open("/dev/null", O_RDONLY);
-      if (out < 0 || in < 0) {
-        ::_exit(127);
-      }
-      ::dup2(in, 0);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      ::close_range(3, ~0U, 0);
-      ::setpgid(0, 0);  // Ctrl-C reaches only the driver, which stops peers in order
-      for (const auto& [name, value] : env) {
-        ::setenv(name.c_str(), value.c_str(), 1);
-      }
-      ::execv(args[0], args.data());
-      std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
-      ::_exit(127);
-    }
-    return pid;
-  }
-
-  // True (and reaped) if the launched process has exited.
-  bool Exited() {
-    int status;
-    if (::waitpid(launcher_, &status, WNOHANG) == launcher_) {
-      launcher_ = 0;
-      return true;
-    }
-    return false;
-  }
-
-  static bool Reap(pid_t pid, int timeout_ms) {
-    const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
-    while (MonotonicNs() < deadline) {
-      int status;
-      const pid_t r = ::waitpid(pid, &status, WNOHANG);
-      if (r == pid || (r < 0 && errno == ECHILD)) {
-        return true;
-      }
-      SleepMs(5);
-    }
-    return false;
-  }
-
   [[noreturn]] void Fail(const std::string& why) {
-    throw std::runtime_error(name_ + ": " + why + "\n  last lines of " +
-                             (dir_ / "output.log").string() + ":\n" +
-                             Tail(dir_ / "output.log", 15));
+    throw ErrorWithLog(name_, why, dir_ / "output.log");
   }
 
   std::string name_;
@@ -463,7 +292,7 @@ class Peer {
   int kills_;
   std::string note_;
   std::unique_ptr<Fifo> fifo_;
-  pid_t launcher_ = 0;
+  Child launcher_;
   pid_t current_ = 0;
   std::vector<double> samples_ms_;
 };
@@ -477,7 +306,7 @@ struct Files {
   std::string payload;
   std::string supervisord;
   // RUNFILES_DIR and friends: the server finds its own bundled units through them.
-  std::vector<std::pair<std::string, std::string>> runfiles_env;
+  EnvVars runfiles_env;
 };
 
 class SprocketPeer final : public Peer {
@@ -503,7 +332,7 @@ class SprocketPeer final : public Peer {
     return {files_.server, "--config=" + config.string(), "--run_dir=" + (dir() / "run").string(),
             "--undefok=workers", "--workers=0"};
   }
-  std::vector<std::pair<std::string, std::string>> Env() override { return files_.runfiles_env; }
+  EnvVars Env() override { return files_.runfiles_env; }
 
  private:
   const Files& files_;
@@ -567,49 +396,19 @@ std::string FindOnPath(const std::string& name) {
 }
 
 Files FindFiles(const char* argv0) {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv0, &error));
-  if (runfiles == nullptr) {
-    throw std::runtime_error("no Bazel runfiles (" + error +
-                             "): run it with tools/bench_respawn or bazel run");
-  }
-  auto locate = [&](const std::string& path) {
-    const std::string where = runfiles->Rlocation("sprocket/" + path);
-    if (where.empty() || ::access(where.c_str(), R_OK) != 0) {
-      throw std::runtime_error("missing runfile sprocket/" + path);
-    }
-    return fs::absolute(where).string();
-  };
+  const BenchRunfiles runfiles(argv0, "tools/bench_respawn or bazel run");
   Files f;
-  f.server = locate("server/server");
-  f.unit = locate("tools/bench/libbench_respawn_unit.so");
-  f.loop = locate("tools/bench/respawn_loop");
-  f.child = locate("tools/bench/respawn_child");
-  f.payload = locate("tools/bench/librespawn_payload.so");
-  f.runfiles_env = runfiles->EnvVars();
-  for (auto& [name, value] : f.runfiles_env) {
-    if (!value.empty()) {
-      value = fs::absolute(value).string();
-    }
-  }
+  f.server = runfiles.Locate("server/server");
+  f.unit = runfiles.Locate("tools/bench/libbench_respawn_unit.so");
+  f.loop = runfiles.Locate("tools/bench/respawn_loop");
+  f.child = runfiles.Locate("tools/bench/respawn_child");
+  f.payload = runfiles.Locate("tools/bench/librespawn_payload.so");
+  f.runfiles_env = runfiles.AbsoluteEnvVars();
   f.supervisord = FindOnPath("supervisord");
   if (f.supervisord.empty()) {
     throw std::runtime_error("supervisord not on PATH (apt-get install supervisor)");
   }
   return f;
-}
-
-// CPU time of the whole machine so far, from /proc/stat's "cpu" line: {busy, total} in ticks.
-std::pair<std::uint64_t, std::uint64_t> CpuTicks() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  in >> cpu;
-  std::uint64_t busy = 0, total = 0, value = 0;
-  for (int i = 0; i < 8 && in >> value; ++i) {
-    total += value;
-    busy += (i == 3 || i == 4) ? 0 : value;  // idle and iowait are not busy
-  }
-  return {busy, total};
 }
 
 // One kill per peer per step, peers with fewer kills spread evenly over the steps, the order
@@ -630,7 +429,7 @@ void Measure(std::vector<Peer*>& peers, const Options& o) {
       if (!due) {
         continue;
       }
-      if (g_interrupted) {
+      if (Interrupted()) {
         throw std::runtime_error("interrupted");
       }
       p->KillOnce(o.timeout_ms, !warm);
@@ -642,60 +441,17 @@ void Measure(std::vector<Peer*>& peers, const Options& o) {
   }
 }
 
-// How busy the machine was between two CpuTicks(), in percent of all CPUs.
-double BusyPercent(std::pair<std::uint64_t, std::uint64_t> from,
-                   std::pair<std::uint64_t, std::uint64_t> to) {
-  const double total = static_cast<double>(to.second - from.second);
-  return total > 0 ? 100.0 * static_cast<double>(to.first - from.first) / total : 0.0;
-}
-
-struct Stats {
-  std::size_t n = 0;
-  double min = 0, p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;
-};
-
-// Nearest-rank percentiles.
-Stats Summarize(std::vector<double> v) {
-  Stats s;
-  if (v.empty()) {
-    return s;
-  }
-  std::sort(v.begin(), v.end());
-  auto rank = [&](double q) {
-    const std::size_t r = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
-    return v[std::clamp<std::size_t>(r, 1, v.size()) - 1];
-  };
-  s.n = v.size();
-  s.min = v.front();
-  s.p50 = rank(0.50);
-  s.p90 = rank(0.90);
-  s.p99 = rank(0.99);
-  s.max = v.back();
-  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-  return s;
-}
-
 void PrintHeader(const Options& o, const fs::path& tmp) {
   utsname u{};
   ::uname(&u);
-  std::string cpu;
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; cpu.empty() && std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-    }
-  }
 #ifdef NDEBUG
   const char* mode = "opt";
 #else
   const char* mode = "NOT -c opt (figures are pessimistic for sprocket; use tools/bench_respawn)";
 #endif
   std::printf("bench_respawn: kill -TERM PID -> the new instance's Run() begins\n");
-  std::string load;
-  std::getline(std::ifstream("/proc/loadavg") >> std::ws, load);
   std::printf("  host: %s %s, %u CPUs, %s; build: %s; loadavg %s\n", u.sysname, u.release,
-              std::thread::hardware_concurrency(), cpu.c_str(), mode,
-              load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)).c_str());
+              std::thread::hardware_concurrency(), CpuModel().c_str(), mode, LoadAverage().c_str());
   std::printf(
       "  %d warm-up kills per peer (not counted), %d ms settle after each kill, "
       "kills interleaved across peers; files in %s\n\n",
@@ -706,7 +462,7 @@ void PrintTable(const std::vector<Peer*>& peers) {
   std::printf("%-13s %6s %9s %9s %9s %9s %9s %9s   (ms)\n", "peer", "kills", "min", "p50", "p90",
               "p99", "max", "mean");
   for (const Peer* p : peers) {
-    const Stats s = Summarize(p->samples_ms());
+    const Stats s = SummarizeMs(p->samples_ms());
     std::printf("%-13s %6zu %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f   %s\n", p->name().c_str(), s.n,
                 s.min, s.p50, s.p90, s.p99, s.max, s.mean, p->note().c_str());
   }
@@ -714,9 +470,9 @@ void PrintTable(const std::vector<Peer*>& peers) {
 
 // Prints the two ratios the issue sets goals for; false if a goal is missed.
 bool PrintGoals(const Peer& sprocket, const Peer& minimal, const Peer& supervisord) {
-  const Stats s = Summarize(sprocket.samples_ms());
-  const Stats m = Summarize(minimal.samples_ms());
-  const Stats v = Summarize(supervisord.samples_ms());
+  const Stats s = SummarizeMs(sprocket.samples_ms());
+  const Stats m = SummarizeMs(minimal.samples_ms());
+  const Stats v = SummarizeMs(supervisord.samples_ms());
   const double vs_minimal = s.p50 / m.p50;
   const double vs_supervisord = v.p50 / s.p50;
   const bool minimal_ok = vs_minimal <= 1.5;
@@ -755,7 +511,7 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "note: --kills=%d is below the issue's 200\n", o.kills);
   }
   const Files files = FindFiles(argv[0]);
-  TempDir tmp(o.keep_tmp);
+  TempDir tmp(TempParent(), "bench_respawn", o.keep_tmp);
   PrintHeader(o, tmp.path());
   // Declared after tmp: destroyed (stopped) first, while their dirs still exist.
   SprocketPeer sprocket(tmp.path(), std::max(o.kills, 1), files);
@@ -765,9 +521,9 @@ int Run(int argc, char** argv) {
   for (Peer* p : peers) {
     p->Start(std::max(o.timeout_ms, 10000));
   }
-  const auto ticks_before = CpuTicks();
+  const auto ticks_before = MachineTicks();
   Measure(peers, o);
-  const double busy = BusyPercent(ticks_before, CpuTicks());
+  const double busy = BusyPercent(ticks_before, MachineTicks());
   for (Peer* p : peers) {
     p->Stop();
   }
@@ -781,17 +537,14 @@ int Run(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace sprocket::bench
 
 int main(int argc, char** argv) {
-  struct sigaction interrupt {};
-  interrupt.sa_handler = OnInterrupt;  // no SA_RESTART: poll returns EINTR and we clean up
-  sigemptyset(&interrupt.sa_mask);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
-    ::sigaction(sig, &interrupt, nullptr);
-  }
+  // A flag, no SA_RESTART: poll returns EINTR and we stop the peers before exiting.
+  sprocket::bench::CatchInterrupts({SIGINT, SIGTERM, SIGHUP});
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
-    return Run(argc, argv);
+    return sprocket::bench::Run(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_respawn: %s\n", e.what());
     return 1;

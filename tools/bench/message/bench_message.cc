@@ -28,14 +28,9 @@
 // the timeout), and the temp dir is removed. With --session_file=PATH the driver appends each
 // master's pid (= its session id) to PATH, for the wrapper's own check. Every wait has a timeout,
 // and the whole run stops after --max_seconds.
-#include <fcntl.h>
 #include <linux/magic.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,13 +41,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -62,17 +55,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "systemd/control_client.h"
-#include "tools/cpp/runfiles/runfiles.h"
+#include "tools/bench/bench_support.h"
 
+namespace sprocket::bench {
 namespace {
 
 namespace fs = std::filesystem;
-using bazel::tools::cpp::runfiles::Runfiles;
-using sprocket::ControlClient;
-using sprocket::ProcessRow;
-
-volatile sig_atomic_t g_interrupted = 0;
-void OnInterrupt(int) { g_interrupted = 1; }
 
 // Above this share of the CPUs used by processes other than ours during a measurement, the
 // figures are noisy (the machine has few CPUs and every call is a chain of wake-ups).
@@ -113,26 +101,13 @@ Options ParseOptions(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto number = [&](const char* name, int& out, long lo, long hi) {
-      const std::string prefix = std::string("--") + name + "=";
-      if (a.rfind(prefix, 0) != 0) {
-        return false;
-      }
-      char* end = nullptr;
-      const long v = std::strtol(a.c_str() + prefix.size(), &end, 10);
-      if (end == a.c_str() + prefix.size() || *end != '\0' || v < lo || v > hi) {
+      const FlagMatch m = IntFlag(a, name, lo, hi, out);
+      if (m == FlagMatch::kBad) {
         Usage(a);
       }
-      out = static_cast<int>(v);
-      return true;
+      return m == FlagMatch::kSet;
     };
-    auto text = [&](const char* name, std::string& out) {
-      const std::string prefix = std::string("--") + name + "=";
-      if (a.rfind(prefix, 0) != 0) {
-        return false;
-      }
-      out = a.substr(prefix.size());
-      return true;
-    };
+    auto text = [&](const char* name, std::string& out) { return TextFlag(a, name, out); };
     if (number("calls", o.calls, 100, 10000000) || number("warmup", o.warmup, 0, 1000000) ||
         number("rounds", o.rounds, 1, 1000) || number("slots", o.slots, 1, 10000) ||
         number("ps_runs", o.ps_runs, 1, 100000) || number("paced", o.paced, 0, 1000000) ||
@@ -159,21 +134,11 @@ Options ParseOptions(int argc, char** argv) {
   return o;
 }
 
-std::int64_t MonotonicNs() {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<std::int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec;
-}
-
-void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
 // The run's overall bound: every loop checks it, with Ctrl-C / SIGTERM.
 std::int64_t g_run_deadline_ns = 0;
 
 void CheckGoOn() {
-  if (g_interrupted) {
+  if (Interrupted()) {
     throw std::runtime_error("interrupted");
   }
   if (g_run_deadline_ns != 0 && MonotonicNs() > g_run_deadline_ns) {
@@ -181,64 +146,8 @@ void CheckGoOn() {
   }
 }
 
-void WriteFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out.flush()) {
-    throw std::runtime_error("cannot write " + path.string());
-  }
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::string Tail(const fs::path& path, std::size_t lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);) {
-    all.push_back(line);
-  }
-  std::string out;
-  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
-    out += "    " + all[i] + "\n";
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // /proc: sessions and CPU time.
-
-struct ProcStat {
-  pid_t pid = 0;
-  char state = '?';
-  pid_t session = 0;
-  std::uint64_t ticks = 0;  // utime + stime + cutime + cstime
-};
-
-std::optional<ProcStat> ReadStat(const std::string& path, pid_t pid) {
-  std::ifstream in(path);
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) {
-    return std::nullopt;
-  }
-  std::istringstream fields(stat.substr(paren + 2));
-  ProcStat s;
-  s.pid = pid;
-  std::string f;
-  for (int i = 3; i <= 17 && fields >> f; ++i) {
-    if (i == 3) {
-      s.state = f[0];
-    } else if (i == 6) {
-      s.session = static_cast<pid_t>(std::strtol(f.c_str(), nullptr, 10));
-    } else if (i >= 14) {
-      s.ticks += std::strtoull(f.c_str(), nullptr, 10);
-    }
-  }
-  return s;
-}
 
 // Every live (not zombie) process in session `sid`.
 std::vector<ProcStat> SessionMembers(pid_t sid) {
@@ -264,19 +173,6 @@ std::uint64_t SessionTicks(pid_t sid) {
     t += s.ticks;
   }
   return t;
-}
-
-// The machine's CPU time so far, from /proc/stat's "cpu" line: {busy, total} in ticks.
-std::pair<std::uint64_t, std::uint64_t> MachineTicks() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  in >> cpu;
-  std::uint64_t busy = 0, total = 0, value = 0;
-  for (int i = 0; i < 8 && in >> value; ++i) {
-    total += value;
-    busy += (i == 3 || i == 4) ? 0 : value;  // idle and iowait are not busy
-  }
-  return {busy, total};
 }
 
 // CPU use of processes that are not ours between two snapshots, in percent of all CPUs.
@@ -316,167 +212,22 @@ struct Files {
   std::string server;
   std::string unit;
   std::string sprocketctl;
-  std::vector<std::pair<std::string, std::string>> runfiles_env;
+  EnvVars runfiles_env;
 };
 
 Files FindFiles(const char* argv0) {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv0, &error));
-  if (runfiles == nullptr) {
-    throw std::runtime_error("no Bazel runfiles (" + error + "): run it with tools/bench_message");
-  }
-  auto locate = [&](const std::string& path) {
-    const std::string where = runfiles->Rlocation("sprocket/" + path);
-    if (where.empty() || ::access(where.c_str(), R_OK) != 0) {
-      throw std::runtime_error("missing runfile sprocket/" + path);
-    }
-    return fs::absolute(where).string();
-  };
+  const BenchRunfiles runfiles(argv0, "tools/bench_message");
   Files f;
-  f.server = locate("server/server");
-  f.unit = locate("tools/bench/message/libbench_message_unit.so");
-  f.sprocketctl = locate("tools/sprocketctl");
-  f.runfiles_env = runfiles->EnvVars();
-  for (auto& [name, value] : f.runfiles_env) {
-    if (!value.empty()) {
-      value = fs::absolute(value).string();
-    }
-  }
+  f.server = runfiles.Locate("server/server");
+  f.unit = runfiles.Locate("tools/bench/message/libbench_message_unit.so");
+  f.sprocketctl = runfiles.Locate("tools/sprocketctl");
+  f.runfiles_env = runfiles.AbsoluteEnvVars();
   return f;
 }
 
-// Where the temp dir goes: --tmp, else tmpfs (/dev/shm) when there is one, as a production run
-// dir is (/run/sprocket under systemd's RuntimeDirectory=): on a disk filesystem the manager's
-// rename-over-existing registry writes can start block I/O that production never pays. Either
-// way the path is short: the control socket's path must fit in sun_path (108 bytes).
-std::string TempParent(const Options& o) {
-  if (!o.tmp.empty()) {
-    return o.tmp;
-  }
-  struct statfs fs_info {};
-  if (::statfs("/dev/shm", &fs_info) == 0 && fs_info.f_type == TMPFS_MAGIC &&
-      ::access("/dev/shm", W_OK) == 0) {
-    return "/dev/shm";
-  }
-  return "/tmp";
-}
-
-class TempDir {
- public:
-  TempDir(const std::string& parent, bool keep) : keep_(keep) {
-    std::string tmpl = parent + "/bm.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::runtime_error(Errno("mkdtemp " + tmpl));
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (keep_) {
-      std::fprintf(stderr, "kept %s\n", path_.c_str());
-    } else {
-      fs::remove_all(path_, ec);
-    }
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  bool keep_;
-};
-
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
-// Waits up to `timeout_ms` for `pid` (our child, with `pidfd`) to exit and reaps it. Returns
-// its wait status, or nullopt on timeout.
-std::optional<int> WaitExit(pid_t pid, int pidfd, int timeout_ms) {
-  const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      return status;
-    }
-    if (r < 0 && errno == ECHILD) {
-      return 0;
-    }
-    const std::int64_t left_ms = (deadline - MonotonicNs() + 999999) / 1000000;
-    if (left_ms <= 0) {
-      return std::nullopt;
-    }
-    pollfd p{pidfd, POLLIN, 0};
-    if (pidfd >= 0) {
-      (void)::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left_ms, 100)));
-    } else {
-      SleepMs(5);
-    }
-  }
-}
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) {
-    return "exit " + std::to_string(WEXITSTATUS(status));
-  }
-  if (WIFSIGNALED(status)) {
-    return std::string("killed by ") + strsignal(WTERMSIG(status));
-  }
-  return "status " + std::to_string(status);
-}
-
-struct Child {
-  pid_t pid = 0;
-  int pidfd = -1;
-};
-
-// fork + exec. The child gets stdin from /dev/null, stdout to `out`, stderr to `err`; with
-// `new_session` it leads a session of its own (Ctrl-C reaches only the driver, which stops it in
-// order) and dies with the driver (PR_SET_PDEATHSIG, SIGTERM: a clean stop).
-Child Spawn(const std::vector<std::string>& argv,
-            const std::vector<std::pair<std::string, std::string>>& env, const fs::path& out,
-            const fs::path& err, bool new_session) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    throw std::runtime_error(Errno("fork"));
-  }
-  if (pid == 0) {
-    if (new_session) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) {
-        ::_exit(1);
-      }
-      ::setsid();
-    }
-    const int in = ::open("/dev/null", O_RDONLY);
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = out == err ? o : ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in < 0 || o < 0 || e < 0) {
-      ::_exit(127);
-    }
-    ::dup2(in, 0);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    ::close_range(3, ~0U, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGTERM, SIG_DFL);
-    for (const auto& [name, value] : env) {
-      ::setenv(name.c_str(), value.c_str(), 1);
-    }
-    ::execv(args[0], args.data());
-    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
-    ::_exit(127);
-  }
-  return {pid, PidfdOpen(pid)};
-}
+// Where the temp dir goes: --tmp, else tmpfs when there is one (see TempParentOr), else /tmp.
+// Either way the path is short: the control socket's path must fit in sun_path (108 bytes).
+std::string TempParent(const Options& o) { return o.tmp.empty() ? TempParentOr("/tmp") : o.tmp; }
 
 // ---------------------------------------------------------------------------------------------
 // A sprocket server under test.
@@ -505,10 +256,11 @@ class Server {
   void Start(const std::string& toml) {
     const fs::path config = dir_ / "bench.toml";
     WriteFile(config, toml);
-    child_ = Spawn({files_.server, "--config=" + config.string(),
-                    "--run_dir=" + run_dir().string(), "--listen=127.0.0.1:0",
-                    "--system_bus=false"},
-                   files_.runfiles_env, log(), log(), /*new_session=*/true);
+    // A session of its own: Stop() finds the manager and the processes by the session id.
+    const std::vector<std::string> argv = {files_.server, "--config=" + config.string(),
+                                           "--run_dir=" + run_dir().string(),
+                                           "--listen=127.0.0.1:0", "--system_bus=false"};
+    child_ = Spawn({argv, files_.runfiles_env, log(), log(), Detach::kSession});
     if (!session_file_.empty()) {
       std::ofstream(session_file_, std::ios::app) << child_.pid << "\n";
     }
@@ -516,7 +268,7 @@ class Server {
 
   // Connects to the control socket once the master serves it.
   std::unique_ptr<ControlClient> Connect(int timeout_ms) {
-    const std::int64_t deadline = MonotonicNs() + timeout_ms * 1000000LL;
+    const std::int64_t deadline = DeadlineAfterMs(timeout_ms);
     std::string last;
     for (;;) {
       CheckGoOn();
@@ -600,20 +352,11 @@ class Server {
     }
     const pid_t pid = child_.pid;
     const std::int64_t t0 = MonotonicNs();
-    ::kill(pid, SIGTERM);
-    std::optional<int> status = WaitExit(pid, child_.pidfd, timeout_ms);
-    std::string how;
-    if (!status) {
+    const std::optional<int> status = StopChild(child_, timeout_ms, [&] {
       std::fprintf(stderr, "%s: master %d did not stop within %d ms of SIGTERM; SIGKILL\n",
                    label_.c_str(), static_cast<int>(pid), timeout_ms);
-      ::kill(pid, SIGKILL);
-      status = WaitExit(pid, child_.pidfd, 5000);
-      how = "SIGKILLed after the timeout";
-    } else {
-      how = DescribeStatus(*status);
-    }
-    ::close(child_.pidfd);
-    child_ = {};
+    });
+    const std::string how = status ? DescribeStatus(*status) : "SIGKILLed after the timeout";
     // The manager and the processes die with the master (PR_SET_PDEATHSIG); give them a moment.
     std::vector<ProcStat> left;
     for (int i = 0; i < 250; ++i) {
@@ -655,10 +398,7 @@ class Server {
     }
   }
 
-  [[noreturn]] void Fail(const std::string& why) const {
-    throw std::runtime_error(label_ + ": " + why + "\n  last lines of " + log().string() + ":\n" +
-                             Tail(log(), 15));
-  }
+  [[noreturn]] void Fail(const std::string& why) const { throw ErrorWithLog(label_, why, log()); }
 
   // ListProcesses calls made by the last WaitRunning, and the slowest of them.
   int polls() const { return polls_; }
@@ -666,11 +406,8 @@ class Server {
 
  private:
   void CheckAlive() {
-    int status = 0;
-    if (child_.pid > 0 && ::waitpid(child_.pid, &status, WNOHANG) == child_.pid) {
-      ::close(child_.pidfd);
-      child_ = {};
-      Fail("the server exited (" + DescribeStatus(status) + ")");
+    if (const std::optional<int> status = ReapIfExited(child_)) {
+      Fail("the server exited (" + DescribeStatus(*status) + ")");
     }
   }
 
@@ -684,37 +421,7 @@ class Server {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Statistics and printing.
-
-struct Stats {
-  std::size_t n = 0;
-  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;  // ms
-};
-
-// Nearest-rank percentiles of nanosecond samples, in ms.
-Stats Summarize(std::vector<std::int64_t> v) {
-  Stats s;
-  if (v.empty()) {
-    return s;
-  }
-  std::sort(v.begin(), v.end());
-  auto rank = [&](double q) {
-    const std::size_t r = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
-    return static_cast<double>(v[std::clamp<std::size_t>(r, 1, v.size()) - 1]) / 1e6;
-  };
-  s.n = v.size();
-  s.p50 = rank(0.50);
-  s.p90 = rank(0.90);
-  s.p99 = rank(0.99);
-  s.p999 = rank(0.999);
-  s.max = static_cast<double>(v.back()) / 1e6;
-  double sum = 0;
-  for (std::int64_t x : v) {
-    sum += static_cast<double>(x);
-  }
-  s.mean = sum / static_cast<double>(v.size()) / 1e6;
-  return s;
-}
+// Printing.
 
 std::string Thousands(double v) {
   std::string digits = std::to_string(static_cast<long long>(std::llround(v)));
@@ -739,9 +446,9 @@ class CpuWatch {
   explicit CpuWatch(std::vector<pid_t> sessions) : sessions_(std::move(sessions)) {}
   CpuSnapshot Take() const {
     CpuSnapshot s;
-    const auto [busy, total] = MachineTicks();
-    s.busy = busy;
-    s.total = total;
+    const CpuTicks machine = MachineTicks();
+    s.busy = machine.busy;
+    s.total = machine.total;
     s.ours = ReadStat("/proc/self/stat", ::getpid()).value_or(ProcStat{}).ticks;
     for (pid_t sid : sessions_) {
       s.ours += SessionTicks(sid);
@@ -1131,7 +838,7 @@ PsResult RunPs(const Options& o, const Files& files, const fs::path& tmp) {
         }
         case 2: {
           const std::int64_t a = MonotonicNs();
-          Child ctl = Spawn(ctl_argv, {}, ctl_out, ctl_err, /*new_session=*/false);
+          Child ctl = Spawn({ctl_argv, {}, ctl_out, ctl_err, Detach::kNone});
           std::optional<int> status = WaitExit(ctl.pid, ctl.pidfd, 10000);
           const std::int64_t b = MonotonicNs();
           ::close(ctl.pidfd);
@@ -1191,15 +898,6 @@ void PrintCpuRow(const char* name, const PathTime& t, int calls) {
 }
 
 void PrintHeader(const Options& o, const fs::path& tmp) {
-  std::string load;
-  std::getline(std::ifstream("/proc/loadavg") >> std::ws, load);
-  std::string cpu;
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; cpu.empty() && std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-    }
-  }
   struct statfs fs_info {};
   const bool tmpfs = ::statfs(tmp.c_str(), &fs_info) == 0 && fs_info.f_type == TMPFS_MAGIC;
 #ifdef NDEBUG
@@ -1209,16 +907,11 @@ void PrintHeader(const Options& o, const fs::path& tmp) {
 #endif
   std::printf("== bench_message: sprocket's control API on RUN_DIR/control.sock (peer-to-peer D-Bus)\n");
   std::printf("  %u CPUs (%s), load average %s; driver build: %s\n",
-              std::thread::hardware_concurrency(), cpu.c_str(),
-              load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)).c_str(),
-              mode);
+              std::thread::hardware_concurrency(), CpuModel().c_str(), LoadAverage().c_str(), mode);
   // How busy the machine is before we start anything: the load others put on it.
-  const auto a = MachineTicks();
+  const CpuTicks before = MachineTicks();
   SleepMs(1000);
-  const auto b = MachineTicks();
-  const double busy =
-      b.second > a.second ? 100.0 * (b.first - a.first) / static_cast<double>(b.second - a.second)
-                          : 0.0;
+  const double busy = BusyPercent(before, MachineTicks());
   std::printf("  machine busy before the start: %.0f%% of all CPUs (1 s sample, nothing of ours "
               "running)\n", busy);
   std::printf("  temp dir %s (%s); %d calls of each kind after %d warm-up, %d slots for ps\n\n",
@@ -1233,10 +926,10 @@ void ReportMessage(const MessageResult& m, Goals& goals) {
   const double ping_rate = m.calls / (m.ping.elapsed_ns / 1e9);
   const double send_rate = m.calls / (m.send.elapsed_ns / 1e9);
   const double ratio = send_rate / ping_rate;
-  const Stats ping = Summarize(m.ping.latency_ns);
-  const Stats send = Summarize(m.send.latency_ns);
-  const Stats e2e = Summarize(m.e2e_ns);
-  const Stats after = Summarize(m.reply_to_arrival);
+  const Stats ping = SummarizeNs(m.ping.latency_ns);
+  const Stats send = SummarizeNs(m.send.latency_ns);
+  const Stats e2e = SummarizeNs(m.e2e_ns);
+  const Stats after = SummarizeNs(m.reply_to_arrival);
   std::printf("\n");
   PrintLatencyHeader("");
   PrintLatencyRow("Ping (no-op: the D-Bus floor)", ping_rate, ping);
@@ -1245,8 +938,8 @@ void ReportMessage(const MessageResult& m, Goals& goals) {
   if (m.paced > 0) {
     std::printf("  then %d Sends paced at %d/s (not back to back; context, not a goal):\n",
                 m.paced, m.paced_rate);
-    PrintLatencyRow("  Send, round trip, paced", 0, Summarize(m.paced_rtt_ns));
-    PrintLatencyRow("  Send -> OnPipeReadable, paced", 0, Summarize(m.paced_e2e_ns));
+    PrintLatencyRow("  Send, round trip, paced", 0, SummarizeNs(m.paced_rtt_ns));
+    PrintLatencyRow("  Send -> OnPipeReadable, paced", 0, SummarizeNs(m.paced_e2e_ns));
   }
   std::printf("\n  Send/Ping calls/s = %.2f\n", ratio);
   std::printf("  OnPipeReadable began before the client had the reply for %.1f%% of messages;"
@@ -1277,10 +970,10 @@ void ReportMessage(const MessageResult& m, Goals& goals) {
 }
 
 void ReportPs(const PsResult& p, Goals& goals) {
-  const Stats ps_ping = Summarize(p.ping);
-  const Stats list = Summarize(p.list);
-  const Stats connect_list = Summarize(p.connect_list);
-  const Stats ctl = Summarize(p.ctl);
+  const Stats ps_ping = SummarizeNs(p.ping);
+  const Stats list = SummarizeNs(p.list);
+  const Stats connect_list = SummarizeNs(p.connect_list);
+  const Stats ctl = SummarizeNs(p.ctl);
   std::printf("\n");
   std::printf("  %-52s %9s %9s %9s %9s %9s\n", "", "p50 ms", "p90 ms", "p99 ms", "max ms",
               "mean ms");
@@ -1310,15 +1003,11 @@ void ReportPs(const PsResult& p, Goals& goals) {
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   g_run_deadline_ns = MonotonicNs() + static_cast<std::int64_t>(o.max_seconds) * 1000000000LL;
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  CatchInterrupts({SIGINT, SIGTERM});
   ::signal(SIGPIPE, SIG_IGN);
 
   const Files files = FindFiles(argv[0]);
-  TempDir tmp(TempParent(o), o.keep_tmp);
+  TempDir tmp(TempParent(o), "bm", o.keep_tmp);
   PrintHeader(o, tmp.path());
   const std::int64_t run_start = MonotonicNs();
   Goals goals;
@@ -1351,10 +1040,11 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace sprocket::bench
 
 int main(int argc, char** argv) {
   try {
-    return Main(argc, argv);
+    return sprocket::bench::Main(argc, argv);
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "bench_message: %s\n", e.what());
