@@ -124,61 +124,64 @@ void FrameChannel::SendWithFd(FrameType type, std::string_view payload, UniqueFd
 }
 
 void FrameChannel::Write() {
-  Outgoing& next = outbox_.front();
-  if (next.fd) {
-    // The descriptor goes with the frame's first byte; then the frame is written as any other.
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{next.bytes.data(), next.bytes.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    const int raw = next.fd.get();
-    ::memcpy(CMSG_DATA(c), &raw, sizeof(int));
-    const ssize_t n = ::sendmsg(fd_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return;  // the read side reports the peer going away
-    }
-    if (n > 0) {
-      next.fd.Reset();
-      next.bytes.erase(0, static_cast<std::size_t>(n));
-    }
-    if (n < 0 || next.bytes.empty()) {
-      // Full socket: try again when writable. Or all written: go on with the next frame.
-      writing_ = true;
-      fd_.async_wait(asio::posix::descriptor_base::wait_write,
-                     [self = shared_from_this()](boost::system::error_code ec) {
-                       self->writing_ = false;
-                       if (ec || !self->fd_.is_open()) {
-                         return;
-                       }
-                       if (self->outbox_.front().bytes.empty()) {
-                         self->outbox_.pop_front();
-                       }
-                       if (!self->outbox_.empty()) {
-                         self->Write();
-                       }
-                     });
-      return;
-    }
+  if (outbox_.front().fd) {
+    WriteWithFd();
+    return;
   }
   writing_ = true;
-  asio::async_write(fd_, asio::buffer(next.bytes),
+  asio::async_write(fd_, asio::buffer(outbox_.front().bytes),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       self->writing_ = false;
                       if (ec || !self->fd_.is_open()) {
-                        return;
+                        return;  // the read side reports the peer going away
                       }
                       self->outbox_.pop_front();
                       if (!self->outbox_.empty()) {
                         self->Write();
                       }
                     });
+}
+
+// The descriptor goes with the frame's first bytes (sendmsg); whatever sendmsg could not take
+// is written like any other frame.
+void FrameChannel::WriteWithFd() {
+  Outgoing& next = outbox_.front();
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{next.bytes.data(), next.bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  const int raw = next.fd.get();
+  ::memcpy(CMSG_DATA(c), &raw, sizeof(int));
+  const ssize_t n = ::sendmsg(fd_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    return;  // the read side reports the peer going away
+  }
+  if (n > 0) {
+    next.fd.Reset();
+    next.bytes.erase(0, static_cast<std::size_t>(n));
+  }
+  writing_ = true;
+  // Socket full: try again when writable. Otherwise go on with the rest, or the next frame.
+  fd_.async_wait(asio::posix::descriptor_base::wait_write,
+                 [self = shared_from_this()](boost::system::error_code ec) {
+                   self->writing_ = false;
+                   if (ec || !self->fd_.is_open()) {
+                     return;
+                   }
+                   if (self->outbox_.front().bytes.empty()) {
+                     self->outbox_.pop_front();
+                   }
+                   if (!self->outbox_.empty()) {
+                     self->Write();
+                   }
+                 });
 }
 
 void FrameChannel::Close() {

@@ -41,7 +41,8 @@ class FrameChannel : public std::enable_shared_from_this<FrameChannel> {
   // Queues one frame that carries a file descriptor (SCM_RIGHTS) to the peer, which gets it
   // with TakeFd() when the frame arrives.
   void SendWithFd(FrameType type, std::string_view payload, UniqueFd fd);
-  // The oldest descriptor received with a frame (-1 if none): call it from the frame's handler.
+  // The oldest descriptor received and not yet taken (-1 if none). Call it only from the handler
+  // of a frame that carries one: descriptors are matched to frames by order, not by offset.
   UniqueFd TakeFd();
   // Reads and dispatches whatever the peer already wrote, without waiting: a child's last words
   // before it exits must be seen before its exit is judged.
@@ -57,6 +58,7 @@ class FrameChannel : public std::enable_shared_from_this<FrameChannel> {
   bool ReceiveNow();
   void Dispatch();
   void Write();
+  void WriteWithFd();
   void Fail(const absl::Status& why);
 
   struct Outgoing {
