@@ -1,7 +1,6 @@
 #include "controllers/worker_runtime.h"
 
 #include <poll.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <memory>
@@ -182,11 +181,7 @@ void WorkerRuntime::Drain() {
   // Tells the manager this exit is deliberate (a restart or a reload), not a crash.
   (void)WriteAll(channel_.get(), EncodeFrame(FrameType::kStopping, ""));
   // The server closes idle connections at max_wait_time; this is the backstop if it cannot.
-  const auto ms = http_.max_wait_time.count() + 1000;
-  itimerval deadline{};
-  deadline.it_value.tv_sec = ms / 1000;
-  deadline.it_value.tv_usec = (ms % 1000) * 1000;
-  ::setitimer(ITIMER_REAL, &deadline, nullptr);
+  ArmExitDeadline(http_.max_wait_time + std::chrono::seconds(1));
   signals_->Close();
   server_->Drain([this] { io_.stop(); });
 }

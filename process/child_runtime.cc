@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <array>
@@ -333,12 +332,8 @@ void ChildRuntime::Stop(const char* why) {
   if (channel_) {
     (void)WriteAll(channel_->native_handle(), EncodeFrame(FrameType::kStopping, ""));
   }
-  // OnShutdown is user code: if it hangs, SIGALRM's default action ends the process on time.
-  const auto ms = config_.max_exit_wait.count();
-  itimerval deadline{};
-  deadline.it_value.tv_sec = ms / 1000;
-  deadline.it_value.tv_usec = (ms % 1000) * 1000;
-  ::setitimer(ITIMER_REAL, &deadline, nullptr);
+  // OnShutdown is user code: if it hangs, the deadline ends the process on time.
+  ArmExitDeadline(config_.max_exit_wait);
   Guard([this] { process_->OnShutdown(); });
   timers_.clear();
   signals_->Close();

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,14 @@ sigset_t LoopSignals() {
 }
 
 void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+
+void ArmExitDeadline(std::chrono::milliseconds wait) {
+  const auto ms = wait.count();
+  itimerval deadline{};
+  deadline.it_value.tv_sec = ms / 1000;
+  deadline.it_value.tv_usec = (ms % 1000) * 1000;
+  ::setitimer(ITIMER_REAL, &deadline, nullptr);
+}
 
 void BlockLoopSignals() {
   const sigset_t set = LoopSignals();

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <csignal>
 #include <span>
 #include <string_view>
@@ -25,6 +26,10 @@ void BlockLoopSignals();
 // Every sprocket process writes to sockets whose peer may be gone (a child that just died, a
 // client that hung up): that must be an EPIPE error to handle, not a signal that kills.
 void IgnoreSigpipe();
+
+// Ends this process by SIGALRM's default action after `wait`, whatever it is doing then: the
+// bound on user code (OnShutdown) or a drain that cannot finish.
+void ArmExitDeadline(std::chrono::milliseconds wait);
 
 // In a freshly forked child: dies with SIGKILL when `parent` dies (and exits at once if it
 // already has), resets signal dispositions (LoopSignals() stay blocked for the child's own

@@ -6,6 +6,8 @@
 
 #include <glog/logging.h>
 
+#include "process/exit_codes.h"
+
 namespace sprocket {
 
 Process::~Process() = default;
@@ -23,7 +25,7 @@ void Process::OnException(const std::exception& error) {
   LOG(ERROR) << ProcessName() << " " << Index() << ": uncaught exception: " << error.what()
              << "; exiting so the manager restarts the process";
   google::FlushLogFiles(google::GLOG_INFO);
-  std::_Exit(70);
+  std::_Exit(kExitException);
 }
 
 const std::string& Process::ProcessName() const { return context_->Name(); }

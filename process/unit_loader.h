@@ -5,9 +5,11 @@
 // version, unknown class, a constructor that throws — is an error whose message names the unit
 // and quotes the loader verbatim, and which carries the child's exit code for that failure.
 //
-//   absl::StatusOr<UnitObject<Process>> p = LoadUnitObject<Process>(
-//       "/opt/app/libjobs.so", SPROCKET_UNIT_PROCESS, "TestProcess");
-//   if (!p.ok()) _exit(UnitLoadExitCode(p.status()));
+//   absl::StatusOr<std::shared_ptr<UnitHandle>> unit = UnitHandle::Open("/opt/app/libjobs.so");
+//   absl::StatusOr<const sprocket_unit_class*> cls =
+//       (*unit)->FindClass(SPROCKET_UNIT_PROCESS, "TestProcess");
+//   absl::StatusOr<void*> instance = CreateUnitInstance(**unit, **cls);
+//   if (!instance.ok()) _exit(UnitLoadExitCode(instance.status()));
 //
 // Limits: children only, after fork. The master and manager must never call this: a unit they
 // mapped could never be replaced by a respawn.
@@ -79,25 +81,6 @@ class UnitObject {
 // Builds one instance of `class_name` from `unit`. The pointer the factory returns is a T*
 // (units register only classes derived from the kind's base, enforced by unit.h's templates).
 absl::StatusOr<void*> CreateUnitInstance(const UnitHandle& unit, const sprocket_unit_class& cls);
-
-template <typename T>
-absl::StatusOr<UnitObject<T>> LoadUnitObject(const std::string& path,
-                                             sprocket_unit_class_kind kind,
-                                             const std::string& class_name) {
-  absl::StatusOr<std::shared_ptr<UnitHandle>> unit = UnitHandle::Open(path);
-  if (!unit.ok()) {
-    return unit.status();
-  }
-  absl::StatusOr<const sprocket_unit_class*> cls = (*unit)->FindClass(kind, class_name);
-  if (!cls.ok()) {
-    return cls.status();
-  }
-  absl::StatusOr<void*> instance = CreateUnitInstance(**unit, **cls);
-  if (!instance.ok()) {
-    return instance.status();
-  }
-  return UnitObject<T>(*std::move(unit), *cls, *instance);
-}
 
 // A load error carrying the child exit code (process/exit_codes.h) for its kind of failure.
 absl::Status UnitLoadError(int exit_code, std::string message);

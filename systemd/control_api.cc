@@ -62,6 +62,22 @@ const char* ErrorName(int code) {
   }
 }
 
+// Replies to `call` with an array of `element` structs, one per row, each appended by
+// `append(out, row)`.
+int ReplyArray(sd_bus_message* call, const char* element, const json& rows,
+               const std::function<int(sd_bus_message*, const json&)>& append) {
+  sd_bus_message* out = nullptr;
+  int r = sd_bus_message_new_method_return(call, &out);
+  r = r < 0 ? r : sd_bus_message_open_container(out, 'a', element);
+  for (const json& row : rows) {
+    r = r < 0 ? r : append(out, row);
+  }
+  r = r < 0 ? r : sd_bus_message_close_container(out);
+  r = r < 0 ? r : sd_bus_send(nullptr, out, nullptr);
+  sd_bus_message_unref(out);
+  return r;
+}
+
 class ControlApiImpl;
 
 // A pending method call: the message is kept until the manager answers.
@@ -102,7 +118,10 @@ class ControlApiImpl final : public ControlApi {
   absl::Status AddObjects(sd_bus* bus, bool p2p);
   bool CallerIsRoot(sd_bus_message* m, sd_bus_error* error);
   // Forwards `request` to the manager and replies to `m` with `on_ok` or the manager's error.
-  void Forward(sd_bus_message* m, json request, std::function<int(sd_bus_message*, const json&)> on_ok);
+  // `failure` names the D-Bus error for a non-2xx answer; by default it follows the code.
+  void Forward(sd_bus_message* m, json request,
+               std::function<int(sd_bus_message*, const json&)> on_ok,
+               const char* failure = nullptr);
   void Flush(sd_bus* bus);
 
   asio::io_context& io_;
@@ -289,15 +308,16 @@ bool ControlApiImpl::CallerIsRoot(sd_bus_message* m, sd_bus_error* error) {
 }
 
 void ControlApiImpl::Forward(sd_bus_message* m, json request,
-                             std::function<int(sd_bus_message*, const json&)> on_ok) {
+                             std::function<int(sd_bus_message*, const json&)> on_ok,
+                             const char* failure) {
   sd_bus_message_ref(m);
-  backend_.Call(std::move(request), [this, m, on_ok = std::move(on_ok),
+  backend_.Call(std::move(request), [this, m, on_ok = std::move(on_ok), failure,
                                      alive = std::weak_ptr<bool>(alive_)](json reply) {
     const int code = reply.value("code", 500);
     if (code >= 200 && code < 300) {
       on_ok(m, reply);
     } else {
-      sd_bus_reply_method_errorf(m, ErrorName(code), "%s",
+      sd_bus_reply_method_errorf(m, failure != nullptr ? failure : ErrorName(code), "%s",
                                  reply.value("msg", std::string("failed")).c_str());
     }
     if (!alive.expired()) {
@@ -310,25 +330,16 @@ void ControlApiImpl::Forward(sd_bus_message* m, json request,
 int ControlApiImpl::OnList(sd_bus_message* m, void* userdata, sd_bus_error*) {
   auto* api = static_cast<ControlApiImpl*>(userdata);
   api->Forward(m, {{"op", "list"}}, [](sd_bus_message* call, const json& reply) {
-    sd_bus_message* out = nullptr;
-    int r = sd_bus_message_new_method_return(call, &out);
-    r = r < 0 ? r : sd_bus_message_open_container(out, 'a', "(sssiusttusst)");
-    for (const json& s : reply["result"]) {
-      if (r < 0) {
-        break;
-      }
-      r = sd_bus_message_append(
+    return ReplyArray(call, "(sssiusttusst)", reply["result"], [](sd_bus_message* out,
+                                                                  const json& s) {
+      return sd_bus_message_append(
           out, "(sssiusttusst)", s["kind"].get<std::string>().c_str(),
           s["name"].get<std::string>().c_str(), s["group"].get<std::string>().c_str(),
           s["index"].get<int>(), s["pid"].get<uint32_t>(), s["state"].get<std::string>().c_str(),
           s["start_time"].get<uint64_t>(), s["uptime_ms"].get<uint64_t>(),
           s["restarts"].get<uint32_t>(), s["last_exit"].get<std::string>().c_str(),
           s["reason"].get<std::string>().c_str(), s["rss_bytes"].get<uint64_t>());
-    }
-    r = r < 0 ? r : sd_bus_message_close_container(out);
-    r = r < 0 ? r : sd_bus_send(nullptr, out, nullptr);
-    sd_bus_message_unref(out);
-    return r;
+    });
   });
   return 1;
 }
@@ -344,20 +355,13 @@ int ControlApiImpl::OnRestart(sd_bus_message* m, void* userdata, sd_bus_error* e
   }
   api->Forward(m, {{"op", "restart"}, {"target", ParseTarget(target)}},
                [](sd_bus_message* call, const json& reply) {
-                 sd_bus_message* out = nullptr;
-                 int r = sd_bus_message_new_method_return(call, &out);
-                 r = r < 0 ? r : sd_bus_message_open_container(out, 'a', "(ssiu)");
-                 for (const json& s : reply["result"]["restarted"]) {
-                   r = r < 0 ? r
-                             : sd_bus_message_append(out, "(ssiu)",
-                                                     s["kind"].get<std::string>().c_str(),
-                                                     s["name"].get<std::string>().c_str(),
-                                                     s["index"].get<int>(), s["pid"].get<uint32_t>());
-                 }
-                 r = r < 0 ? r : sd_bus_message_close_container(out);
-                 r = r < 0 ? r : sd_bus_send(nullptr, out, nullptr);
-                 sd_bus_message_unref(out);
-                 return r;
+                 return ReplyArray(call, "(ssiu)", reply["result"]["restarted"],
+                                   [](sd_bus_message* out, const json& s) {
+                                     return sd_bus_message_append(
+                                         out, "(ssiu)", s["kind"].get<std::string>().c_str(),
+                                         s["name"].get<std::string>().c_str(),
+                                         s["index"].get<int>(), s["pid"].get<uint32_t>());
+                                   });
                });
   return 1;
 }
@@ -367,19 +371,10 @@ int ControlApiImpl::OnReload(sd_bus_message* m, void* userdata, sd_bus_error* er
   if (!api->CallerIsRoot(m, error)) {
     return -EACCES;
   }
-  sd_bus_message_ref(m);
-  api->backend_.Call({{"op", "reload"}}, [api, m, alive = std::weak_ptr<bool>(api->alive_)](json reply) {
-    if (reply.value("code", 500) == 200) {
-      sd_bus_reply_method_return(m, "");
-    } else {
-      sd_bus_reply_method_errorf(m, "org.sprocket.Error.ReloadFailed", "%s",
-                                 reply.value("msg", std::string("reload failed")).c_str());
-    }
-    if (!alive.expired()) {
-      api->Flush(sd_bus_message_get_bus(m));
-    }
-    sd_bus_message_unref(m);
-  });
+  api->Forward(
+      m, {{"op", "reload"}},
+      [](sd_bus_message* call, const json&) { return sd_bus_reply_method_return(call, ""); },
+      "org.sprocket.Error.ReloadFailed");
   return 1;
 }
 
